@@ -1,0 +1,1 @@
+"""Lightning callbacks: divergence detection and the gradient observatory."""

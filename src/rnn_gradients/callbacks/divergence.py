@@ -1,0 +1,54 @@
+"""Stop a run cleanly when training has blown up, and remember why (for summary.json)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+log = logging.getLogger(__name__)
+
+
+class DivergenceMonitor(pl.Callback):
+    """Marks the run diverged on a non-finite loss or gradient, or a loss above
+    `loss_multiple` × the task baseline after `warmup_steps`; then asks the trainer to stop.
+
+    Stopping (not raising) lets a multirun go on: the job exits 0 and its summary says what happened.
+    """
+
+    def __init__(self, loss_multiple: float = 100.0, warmup_steps: int = 100) -> None:
+        if not loss_multiple > 0:
+            raise ValueError(f"callbacks.divergence.loss_multiple must be > 0, got {loss_multiple}")
+        self.loss_multiple, self.warmup_steps = loss_multiple, warmup_steps
+        self.diverged_at: int | None = None
+        self.reason: str | None = None
+
+    def _mark(self, trainer: pl.Trainer, reason: str) -> None:
+        if self.diverged_at is None:
+            self.diverged_at, self.reason = trainer.global_step, reason
+            log.warning("Diverged at step %d: %s. Stopping this run.", trainer.global_step, reason)
+        trainer.should_stop = True
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is None:
+            return
+        value = float(loss.detach())
+        baseline = pl_module.task.baseline_loss
+        if not math.isfinite(value):
+            self._mark(trainer, f"non-finite loss ({value})")
+        elif trainer.global_step > self.warmup_steps and value > self.loss_multiple * baseline:
+            self._mark(trainer, f"loss {value:.4g} > {self.loss_multiple:g} x baseline {baseline:.4g}")
+        else:
+            stats = getattr(pl_module.clipper, "last", None)
+            if stats is not None and not torch.isfinite(stats.preclip_norm):
+                self._mark(trainer, "non-finite gradient norm")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"diverged_at": self.diverged_at, "reason": self.reason}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.diverged_at, self.reason = state_dict["diverged_at"], state_dict["reason"]

@@ -1,0 +1,60 @@
+"""One LightningModule for every model × task × clipping combination."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor
+
+from rnn_gradients.clipping import GradientClipper
+from rnn_gradients.networks import RecurrentNetwork
+from rnn_gradients.tasks import Task
+
+OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
+
+
+class SequenceModule(pl.LightningModule):
+    """Trains `network` on `task`; every loss is also logged divided by the task's memoryless baseline."""
+
+    def __init__(
+        self,
+        network: RecurrentNetwork,
+        task: Task,
+        optimizer: OptimizerFactory,
+        clipper: GradientClipper,
+    ) -> None:
+        super().__init__()
+        self.network, self.task, self.make_optimizer, self.clipper = network, task, optimizer, clipper
+        self.last_val_step = -1
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.network(x, last_only=not self.task.per_step_output)
+
+    def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+        x, y = batch
+        predictions = self(x)
+        loss = self.task.loss(predictions, y)
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=not on_step, prog_bar=True)
+        self.log(f"{stage}/normalized_loss", loss / self.task.baseline_loss, on_step=on_step, on_epoch=not on_step)
+        self.log(f"{stage}/accuracy", self.task.metric(predictions, y), on_step=on_step, on_epoch=not on_step)
+        return loss
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self.last_val_step = self.global_step
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.make_optimizer(self.parameters())
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        # Lightning calls this after on_before_optimizer_step and, under AMP, after unscaling.
+        # Our clipper replaces Trainer(gradient_clip_val=...) so its statistics are available to callbacks.
+        self.clipper(self.parameters())

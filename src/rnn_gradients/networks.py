@@ -1,0 +1,90 @@
+"""The trained networks: torch's fused nn.RNN / nn.LSTM plus a linear readout.
+
+Initialisation knobs live here because they decide, before any training, whether gradients vanish
+or explode (spectral radius of W_hh; the LSTM forget-gate bias).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+CELLS = ("rnn", "lstm")
+NONLINEARITIES = ("tanh", "relu")
+INITS = ("default", "orthogonal", "spectral")
+LSTM_GATES = ("input", "forget", "cell", "output")  # torch's chunk order in the stacked weights
+
+
+class RecurrentNetwork(nn.Module):
+    """A recurrent core with a readout at every step or only the last one."""
+
+    def __init__(
+        self,
+        cell: str,
+        input_size: int,
+        hidden_size: int,
+        output_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        init: str = "default",
+        spectral_radius: float = 1.0,
+        forget_bias: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.cell = cell
+        if cell == "rnn":
+            self.rnn: nn.RNN | nn.LSTM = nn.RNN(
+                input_size, hidden_size, num_layers, nonlinearity=nonlinearity, batch_first=True
+            )
+        elif cell == "lstm":
+            self.rnn = nn.LSTM(input_size, hidden_size, num_layers, batch_first=True)
+        else:
+            raise ValueError(f"model.cell must be one of {list(CELLS)}, got {cell!r}")
+        self.readout = nn.Linear(hidden_size, output_size)
+        init_recurrent_weights(self.rnn, init, spectral_radius)
+        if cell == "lstm" and forget_bias is not None:
+            shift_forget_bias(self.rnn, forget_bias)
+
+    @property
+    def num_gates(self) -> int:
+        return 4 if self.cell == "lstm" else 1
+
+    def forward(self, x: Tensor, last_only: bool) -> Tensor:
+        states, _ = self.rnn(x)
+        return self.readout(states[:, -1] if last_only else states)
+
+
+def recurrent_blocks(rnn: nn.RNN | nn.LSTM, layer: int) -> list[Tensor]:
+    """The square per-gate blocks of W_hh of one layer (views; writing to them writes the weight)."""
+    w_hh = getattr(rnn, f"weight_hh_l{layer}")
+    return list(w_hh.data.chunk(w_hh.shape[0] // rnn.hidden_size, dim=0))
+
+
+@torch.no_grad()
+def init_recurrent_weights(rnn: nn.RNN | nn.LSTM, init: str, spectral_radius: float = 1.0) -> None:
+    """'default' keeps torch's uniform init; 'orthogonal' makes each gate block orthogonal (radius 1);
+    'spectral' rescales each torch-initialised block to the given spectral radius."""
+    if init not in INITS:
+        raise ValueError(f"model.init must be one of {list(INITS)}, got {init!r}")
+    if init == "default":
+        return
+    for layer in range(rnn.num_layers):
+        for block in recurrent_blocks(rnn, layer):
+            if init == "orthogonal":
+                nn.init.orthogonal_(block)
+            else:
+                radius = torch.linalg.eigvals(block.double()).abs().max().item()
+                block.mul_(spectral_radius / radius)
+
+
+@torch.no_grad()
+def shift_forget_bias(lstm: nn.LSTM, forget_bias: float) -> None:
+    """Add `forget_bias` to the forget-gate slice of b_ih in every layer.
+
+    torch initialises biases uniformly in ±1/sqrt(H) (mean 0), so f_t ≈ sigmoid(0) = 0.5 and the cell
+    state forgets half of itself per step. Shifting (not overwriting) keeps torch's init exactly when
+    forget_bias=0 and makes the mean forget pre-activation equal forget_bias otherwise.
+    """
+    H = lstm.hidden_size
+    for layer in range(lstm.num_layers):
+        getattr(lstm, f"bias_ih_l{layer}")[H : 2 * H] += forget_bias
