@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 # Lightning's advice to add DataLoader workers does not apply to in-process vectorized generation.
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
 warnings.filterwarnings("ignore", ".*`IterableDataset` has `__len__`.*")
+warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")  # Lightning vs torch 2.13 deprecation
 
 
 def arm_label(cfg: DictConfig) -> str:

@@ -1,0 +1,49 @@
+"""LSTM gate activations on a fixed probe batch: forget gates near 1 are what cure vanishing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from rnn_gradients.callbacks.tensorboard_io import add_histogram, summary_writer
+from rnn_gradients.reference import unrolled_forward
+
+
+class GateStatsLogger(pl.Callback):
+    """gates/<gate>_l<layer> histograms and gates/<gate>_mean_l<layer> scalars for the input, forget and
+    output gates, every `every_n_steps` and at step 0. Does nothing for a vanilla RNN."""
+
+    def __init__(self, every_n_steps: int = 100, probe_size: int = 64, probe_seed: int = 2024, bins: int = 64) -> None:
+        if every_n_steps <= 0 or probe_size <= 0:
+            raise ValueError("callbacks.gate_stats.every_n_steps and probe_size must be > 0")
+        self.every_n_steps, self.probe_size, self.probe_seed, self.bins = every_n_steps, probe_size, probe_seed, bins
+        self._probe: torch.Tensor | None = None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if pl_module.network.cell != "lstm":
+            return
+        x, _ = pl_module.task.sample(self.probe_size, torch.Generator().manual_seed(self.probe_seed))
+        self._probe = x.to(pl_module.device)
+        self.measure(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self._probe is not None and trainer.global_step % self.every_n_steps == 0:
+            self.measure(trainer, pl_module)
+
+    @torch.no_grad()
+    def measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, torch.Tensor]:
+        _, trace = unrolled_forward(pl_module.network, self._probe, last_only=not pl_module.task.per_step_output)
+        writer, step = summary_writer(trainer), trainer.global_step
+        activations = {}
+        for layer, gates in enumerate(trace.gates):
+            for gate, values in gates.items():
+                stacked = torch.stack(values)
+                activations[f"{gate}_l{layer}"] = stacked
+                if writer is not None:
+                    add_histogram(writer, f"gates/{gate}_l{layer}", stacked, step, self.bins)
+                    writer.add_scalar(f"gates/{gate}_mean_l{layer}", float(stacked.mean()), step)
+        if writer is not None:
+            writer.flush()
+        return activations

@@ -1,0 +1,155 @@
+"""Gradient flow through time: ‖∂L/∂h_t‖ (and ‖∂L/∂c_t‖) against t on a fixed probe batch.
+
+This is the picture no per-parameter tool shows. The fused kernel hides h_t, so the probe runs the
+unrolled twin (rnn_gradients.reference) on the current weights every N steps, at initialization
+(step 0) and at the end.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+
+from rnn_gradients.callbacks.tensorboard_io import add_curve_as_histogram, add_histogram, summary_writer
+from rnn_gradients.io_utils import write_bytes_atomic
+from rnn_gradients.reference import TimeGradients, time_gradient_norms
+
+log = logging.getLogger(__name__)
+
+# Heights of the grad_flow/*_through_time 'histograms': decades above this floor, relative to max_t.
+DECADES_SHOWN = 12
+
+
+def log10_ratio(norms: torch.Tensor) -> float:
+    """log10(‖∂L/∂x_first‖ / ‖∂L/∂x_last‖): far below 0 = vanishing, above 0 = exploding."""
+    first, last = float(norms[0]), float(norms[-1])
+    if first <= 0 or last <= 0 or not (math.isfinite(first) and math.isfinite(last)):
+        return float("-inf") if first <= 0 < last else float("nan")
+    return math.log10(first / last)
+
+
+class GradFlowLogger(pl.Callback):
+    """Every `every_n_steps` (and at steps 0 and the last one) logs, for the probe batch:
+
+    - grad_flow/log10_ratio_h (and _c for the LSTM): see `log10_ratio`;
+    - grad_flow/h_t<t> (and c_t<t>) at `num_scalar_points` evenly spaced t;
+    - grad_flow/h_through_time (and c_): the curve as a TensorBoard 'histogram' over t (depth = training
+      step); bucket height = decades of ‖∂L/∂h_t‖ above 10^-12 × max_t ‖∂L/∂h_t‖;
+    - grad_hist/time_norms_h: histogram of log10 ‖∂L/∂h_t‖ over t;
+    - grad_flow/plot: an image of the curves (every `plot_every_n_steps`);
+    and keeps every raw curve in <output_dir>/grad_flow.npz (steps, h, c, loss) for the figures.
+    """
+
+    def __init__(
+        self,
+        every_n_steps: int = 100,
+        probe_size: int = 64,
+        probe_seed: int = 2024,
+        layer: int = -1,
+        num_scalar_points: int = 5,
+        plot_every_n_steps: int = 500,
+        output_dir: str | None = None,
+    ) -> None:
+        if every_n_steps <= 0 or probe_size <= 0 or plot_every_n_steps < 0:
+            raise ValueError("callbacks.grad_flow.every_n_steps and probe_size must be > 0, plot_every_n_steps >= 0")
+        self.every_n_steps, self.probe_size, self.probe_seed = every_n_steps, probe_size, probe_seed
+        self.layer, self.num_scalar_points = layer, num_scalar_points
+        self.plot_every_n_steps = plot_every_n_steps
+        self.output_dir = Path(output_dir) if output_dir else None
+        self.steps: list[int] = []
+        self.h_curves: list[np.ndarray] = []
+        self.c_curves: list[np.ndarray] = []
+        self.losses: list[float] = []
+        self._probe: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        x, y = pl_module.task.sample(self.probe_size, torch.Generator().manual_seed(self.probe_seed))
+        self._probe = (x.to(pl_module.device), y.to(pl_module.device))
+        if trainer.global_step not in self.steps:
+            self.measure(trainer, pl_module)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step % self.every_n_steps == 0:
+            self.measure(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.global_step not in self.steps:
+            self.measure(trainer, pl_module)
+
+    def measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> TimeGradients | None:
+        if self._probe is None:
+            return None
+        step = trainer.global_step
+        with torch.autocast(device_type=pl_module.device.type, enabled=False):
+            result = time_gradient_norms(pl_module.network, pl_module.task, *self._probe, layer=self.layer)
+        self.steps.append(step)
+        self.h_curves.append(result.hidden.cpu().double().numpy())
+        if result.cell is not None:
+            self.c_curves.append(result.cell.cpu().double().numpy())
+        self.losses.append(result.loss)
+        writer = summary_writer(trainer)
+        if writer is not None:
+            self._log(writer, step, result)
+        if self.output_dir is not None:
+            self._save(self.output_dir / "grad_flow.npz")
+        return result
+
+    def _log(self, writer: Any, step: int, result: TimeGradients) -> None:
+        curves = {"h": result.hidden}
+        if result.cell is not None:
+            curves["c"] = result.cell
+        T = len(result.hidden)
+        points = sorted({round(i * (T - 1) / max(1, self.num_scalar_points - 1)) for i in range(self.num_scalar_points)})
+        for name, norms in curves.items():
+            norms = norms.double().cpu()
+            writer.add_scalar(f"grad_flow/log10_ratio_{name}", log10_ratio(norms), step)
+            for t in points:
+                writer.add_scalar(f"grad_flow/{name}_t{t:04d}", float(norms[t]), step)
+            log_norms = torch.log10(norms.clamp_min(1e-300))
+            decades = (log_norms - log_norms.max() + DECADES_SHOWN).clamp_min(0)
+            add_curve_as_histogram(writer, f"grad_flow/{name}_through_time", decades, step)
+            add_histogram(writer, f"grad_hist/time_norms_{name}", log_norms, step, bins=32)
+        if self.plot_every_n_steps and (step % self.plot_every_n_steps == 0 or step == 0):
+            writer.add_image("grad_flow/plot", render_curves(curves, step), step, dataformats="HWC")
+        writer.flush()
+
+    def _save(self, path: Path) -> None:
+        buffer = io.BytesIO()
+        np.savez_compressed(
+            buffer,
+            steps=np.asarray(self.steps),
+            h=np.stack(self.h_curves),
+            c=np.stack(self.c_curves) if self.c_curves else np.zeros((0, 0)),
+            loss=np.asarray(self.losses),
+            layer=np.asarray(self.layer),
+        )
+        write_bytes_atomic(path, buffer.getvalue())
+
+
+def render_curves(curves: dict[str, torch.Tensor], step: int) -> np.ndarray:
+    """An RGB image (H, W, 3) of the per-time-step gradient norms, log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3), dpi=80)
+    labels = {"h": "‖∂L/∂h_t‖", "c": "‖∂L/∂c_t‖"}
+    for name, norms in curves.items():
+        ax.semilogy(norms.double().cpu().clamp_min(1e-300).numpy(), label=labels[name])
+    ax.set_xlabel("time step t")
+    ax.set_ylabel("gradient norm")
+    ax.set_title(f"gradient through time, training step {step}")
+    ax.legend()
+    fig.tight_layout()
+    fig.canvas.draw()
+    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return image
