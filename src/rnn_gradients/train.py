@@ -32,10 +32,14 @@ from rnn_gradients.tasks import make_task
 
 log = logging.getLogger(__name__)
 
-# Lightning's advice to add DataLoader workers does not apply to in-process vectorized generation.
-warnings.filterwarnings("ignore", ".*does not have many workers.*")
-warnings.filterwarnings("ignore", ".*`IterableDataset` has `__len__`.*")
-warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")  # Lightning vs torch 2.13 deprecation
+
+def quiet_known_warnings() -> None:
+    """Silence warnings that are noise here. Called inside the job too: joblib workers do not run
+    this module's top level."""
+    # Lightning's advice to add DataLoader workers does not apply to in-process vectorized generation.
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*`IterableDataset` has `__len__`.*")
+    warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")  # Lightning vs torch 2.13
 
 
 def arm_label(cfg: DictConfig) -> str:
@@ -93,13 +97,23 @@ def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
     return [hydra.utils.instantiate(c) for c in entries.values() if c is not None and "_target_" in c]
 
 
+def _choice(group: str) -> str | None:
+    """The option chosen for a config group (e.g. experiment=arms), if running under Hydra."""
+    return HydraConfig.get().runtime.choices.get(group) if HydraConfig.initialized() else None
+
+
 def _metric(trainer: pl.Trainer, key: str) -> float | None:
     value = trainer.callback_metrics.get(key)
     return None if value is None else float(value)
 
 
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, then write summary.json in the run directory; returns the summary."""
+    quiet_known_warnings()
     run_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(cfg.paths.output_dir)
     threads = resolve_num_threads(cfg.num_threads)
     torch.set_num_threads(threads)
@@ -123,12 +137,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "diverged_at_step": divergence.diverged_at if diverged else None,
         "divergence_reason": divergence.reason if diverged else None,
         "arm": arm_label(cfg),
+        "experiment": _choice("experiment"),
         "model": cfg.model.cell,
         "task": cfg.data.name,
         "seq_len": cfg.data.seq_len,
         "clipping": cfg.clipping.mode,
         "clip_threshold": cfg.clipping.threshold,
-        "optimizer": str(cfg.optimizer._target_).rsplit(".", 1)[-1].lower(),
+        "optimizer": _choice("optimizer") or str(cfg.optimizer._target_).rsplit(".", 1)[-1].lower(),
         "lr": cfg.optimizer.lr,
         "forget_bias": cfg.model.forget_bias,
         "hidden_size": cfg.model.hidden_size,
@@ -145,9 +160,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     }
     write_json_atomic(run_dir / "summary.json", summary)
     log.info(
-        "Done: %s after %d steps in %.1fs, val loss %.4g (normalized %.3g), %s %.3f",
-        summary["status"], summary["steps"], wall, summary["val_loss"] or float("nan"),
-        summary["val_normalized_loss"] or float("nan"), module.task.metric_name, summary["val_accuracy"] or float("nan"),
+        "Done: %s after %d steps in %.1fs, val loss %s (normalized %s), %s %s",
+        summary["status"], summary["steps"], wall, _fmt(summary["val_loss"]),
+        _fmt(summary["val_normalized_loss"]), module.task.metric_name, _fmt(summary["val_accuracy"]),
     )
     return summary
 
