@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
 from rnn_gradients.clipping import CLIP_MODES
@@ -111,4 +113,27 @@ def check_group_choices(overrides: Sequence[str], conf_dir: Path) -> str | None:
         for choice in (v.strip() for v in value.split(",")):
             if choice and choice != "null" and choice not in options:
                 return f"{group}={choice!r} is not a known option: {group} must be one of {options}"
+    return None
+
+
+# Flags after which Hydra does not simply run one job (sweeps, printing the config, help).
+_NOT_A_SINGLE_RUN = ("-m", "--multirun", "-c", "--cfg", "-i", "--info", "-h", "--help", "--hydra-help", "-sc", "--shell-completion")
+
+
+def check_single_run(argv: Sequence[str], conf_dir: Path) -> str | None:
+    """Validate a single run's values before Hydra creates its run directory, so a refused run leaves
+    nothing behind in outputs/. Sweeps are validated per job (each job's directory is new anyway);
+    anything Hydra itself would reject is left to Hydra's own message."""
+    if any(arg in _NOT_A_SINGLE_RUN or arg.startswith(("--config", "-cp", "-cn", "--exp")) for arg in argv):
+        return None
+    overrides = [arg for arg in argv if not arg.startswith("-")]
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=overrides)
+    except (HydraException, ValueError, KeyError):
+        return None
+    try:
+        validate_config(cfg)
+    except ConfigError as error:
+        return str(error)
     return None

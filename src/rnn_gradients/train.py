@@ -7,6 +7,7 @@ resolved config (.hydra/) and, at the end, summary.json.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import time
@@ -22,7 +23,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from rnn_gradients.clipping import GradientClipper
-from rnn_gradients.config_checks import ConfigError, check_group_choices, validate_config
+from rnn_gradients.config_checks import ConfigError, check_group_choices, check_single_run, validate_config
 from rnn_gradients.data import TaskDataModule
 from rnn_gradients.io_utils import write_json_atomic
 from rnn_gradients.module import SequenceModule
@@ -49,10 +50,13 @@ def arm_label(cfg: DictConfig) -> str:
 
 
 def resolve_num_threads(requested: int) -> int:
-    """0 = auto: all cores for a single run, cores / n_jobs for each job of a parallel sweep."""
+    """0 = auto: all usable cores for a single run, cores / n_jobs for each job of a joblib sweep.
+
+    Usable cores come from the CPU affinity mask, which SLURM (and taskset) restrict to the job's share.
+    """
     if requested > 0:
         return requested
-    cores, jobs = os.cpu_count() or 1, 1
+    cores, jobs = len(os.sched_getaffinity(0)), 1
     if HydraConfig.initialized():
         hydra_cfg = HydraConfig.get()
         if hydra_cfg.mode == RunMode.MULTIRUN:
@@ -103,8 +107,11 @@ def _choice(group: str) -> str | None:
 
 
 def _metric(trainer: pl.Trainer, key: str) -> float | None:
+    """A logged metric as a float; None when absent or non-finite (JSON has no NaN/inf)."""
     value = trainer.callback_metrics.get(key)
-    return None if value is None else float(value)
+    if value is None or not math.isfinite(float(value)):
+        return None
+    return float(value)
 
 
 def _fmt(value: float | None) -> str:
@@ -178,7 +185,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    problem = check_group_choices(sys.argv[1:], config_dir())
+    problem = check_group_choices(sys.argv[1:], config_dir()) or check_single_run(sys.argv[1:], config_dir())
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)

@@ -1,0 +1,273 @@
+"""GradientClipper against torch's reference clipping, alone and inside a real Lightning step."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from torch import nn
+
+from rnn_gradients.clipping import GradientClipper
+from rnn_gradients.networks import RecurrentNetwork
+from rnn_gradients.train import build
+
+# Lightning 2.6 vs torch 2.13 deprecation notice, unrelated to this project
+pytestmark = pytest.mark.filterwarnings("ignore:.*isinstance\\(treespec, LeafSpec\\).*")
+
+
+def model_with_grads(seed: int = 0, scale: float = 1.0) -> nn.Module:
+    """A small LSTM network whose .grad buffers hold a real backward pass (one parameter has none)."""
+    torch.manual_seed(seed)
+    net = RecurrentNetwork("lstm", 3, 8, 2, num_layers=2, forget_bias=1.0)
+    x = torch.randn(4, 7, 3)
+    (net(x, last_only=False).pow(2).sum() * scale).backward()
+    net.rnn.bias_hh_l1.grad = None  # parameters without a gradient must be skipped, not crash
+    return net
+
+
+def clone_with_grads(net: nn.Module) -> nn.Module:
+    """deepcopy does not copy .grad buffers: copy them by hand."""
+    twin = copy.deepcopy(net)
+    for p, q in zip(net.parameters(), twin.parameters()):
+        q.grad = None if p.grad is None else p.grad.clone()
+    return twin
+
+
+def grads(net: nn.Module) -> list[torch.Tensor | None]:
+    return [None if p.grad is None else p.grad.clone() for p in net.parameters()]
+
+
+def total_norm(net: nn.Module) -> float:
+    """Independent measurement: sqrt of the sum of squares of every gradient element, in float64."""
+    return math.sqrt(sum(float(p.grad.double().pow(2).sum()) for p in net.parameters() if p.grad is not None))
+
+
+def assert_same_grads(a: list, b: list, **tol) -> None:
+    assert len(a) == len(b)
+    for ga, gb in zip(a, b):
+        if ga is None or gb is None:
+            assert ga is None and gb is None
+        else:
+            torch.testing.assert_close(ga, gb, **tol)
+
+
+# ----------------------------------------------------------------------------- norm
+
+
+def test_norm_clipping_above_threshold_matches_torch():
+    net = model_with_grads()
+    ref = clone_with_grads(net)
+    pre_measured = total_norm(net)
+    threshold = pre_measured / 7
+    assert pre_measured > threshold
+
+    stats = GradientClipper("norm", threshold)(net.parameters())
+    torch_pre = torch.nn.utils.clip_grad_norm_([p for p in ref.parameters() if p.grad is not None], threshold)
+
+    assert total_norm(net) == pytest.approx(threshold, rel=1e-5)
+    assert_same_grads(grads(net), grads(ref), rtol=1e-6, atol=1e-9)
+    assert stats.preclip_norm.item() == pytest.approx(torch_pre.item(), rel=1e-6)
+    assert stats.preclip_norm.item() == pytest.approx(pre_measured, rel=1e-5)
+    assert stats.postclip_norm.item() == pytest.approx(total_norm(net), rel=1e-5)
+    assert stats.clipped.item() == 1.0
+    # direction is kept: every gradient is the original one scaled by threshold / ||g||
+    original = model_with_grads()
+    for p, q in zip(net.parameters(), original.parameters()):
+        if p.grad is not None:
+            torch.testing.assert_close(p.grad, q.grad * (threshold / pre_measured), rtol=1e-5, atol=1e-9)
+
+
+def test_norm_clipping_below_threshold_leaves_grads_unchanged():
+    net = model_with_grads()
+    before = grads(net)
+    pre_measured = total_norm(net)
+    clipper = GradientClipper("norm", pre_measured * 2)
+    stats = clipper(net.parameters())
+    assert_same_grads(grads(net), before, rtol=0, atol=0)
+    assert stats.clipped.item() == 0.0
+    assert stats.preclip_norm.item() == pytest.approx(pre_measured, rel=1e-5)
+    assert stats.postclip_norm.item() == pytest.approx(pre_measured, rel=1e-5)
+    assert clipper.last is stats
+
+
+# ----------------------------------------------------------------------------- value
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.5])
+def test_value_clipping_matches_torch(fraction):
+    net = model_with_grads(seed=1)
+    ref = clone_with_grads(net)
+    pre_measured = total_norm(net)
+    largest = max(float(p.grad.abs().max()) for p in net.parameters() if p.grad is not None)
+    threshold = largest * fraction
+
+    stats = GradientClipper("value", threshold)(net.parameters())
+    torch.nn.utils.clip_grad_value_([p for p in ref.parameters() if p.grad is not None], threshold)
+
+    assert_same_grads(grads(net), grads(ref), rtol=0, atol=0)
+    for p in net.parameters():
+        if p.grad is not None:
+            assert p.grad.abs().max().item() <= threshold * (1 + 1e-7)
+    assert stats.clipped.item() == 1.0
+    assert stats.preclip_norm.item() == pytest.approx(pre_measured, rel=1e-5)
+    assert stats.postclip_norm.item() == pytest.approx(total_norm(net), rel=1e-5)
+    assert stats.postclip_norm.item() < pre_measured
+
+
+def test_value_clipping_below_threshold():
+    net = model_with_grads(seed=1)
+    before = grads(net)
+    largest = max(float(p.grad.abs().max()) for p in net.parameters() if p.grad is not None)
+    stats = GradientClipper("value", largest * 1.01)(net.parameters())
+    assert_same_grads(grads(net), before, rtol=0, atol=0)
+    assert stats.clipped.item() == 0.0
+    assert stats.postclip_norm.item() == pytest.approx(stats.preclip_norm.item(), rel=1e-6)
+
+
+# ----------------------------------------------------------------------------- none
+
+
+@pytest.mark.parametrize("threshold", [None, 1e-9])
+def test_none_leaves_grads_untouched(threshold):
+    net = model_with_grads(scale=1e3)
+    before = grads(net)
+    pre_measured = total_norm(net)
+    stats = GradientClipper("none", threshold)(net.parameters())
+    assert_same_grads(grads(net), before, rtol=0, atol=0)
+    assert stats.clipped.item() == 0.0
+    assert stats.preclip_norm.item() == pytest.approx(pre_measured, rel=1e-5)
+    assert stats.postclip_norm.item() == pytest.approx(pre_measured, rel=1e-5)
+
+
+# ----------------------------------------------------------------------------- invalid settings
+
+
+@pytest.mark.parametrize(
+    "mode,threshold,key",
+    [
+        ("norm", 0, "clipping.threshold"),
+        ("norm", 0.0, "clipping.threshold"),
+        ("norm", -1.0, "clipping.threshold"),
+        ("norm", None, "clipping.threshold"),
+        ("value", 0, "clipping.threshold"),
+        ("value", -0.5, "clipping.threshold"),
+        ("value", None, "clipping.threshold"),
+        ("norm", float("nan"), "clipping.threshold"),
+        ("l2", 1.0, "clipping.mode"),
+        ("Norm", 1.0, "clipping.mode"),
+        ("", 1.0, "clipping.mode"),
+    ],
+)
+def test_invalid_settings_raise(mode, threshold, key):
+    with pytest.raises(ValueError, match=key):
+        GradientClipper(mode, threshold)
+
+
+# ----------------------------------------------------------------------------- inside Lightning
+
+
+class GradProbe(pl.Callback):
+    """Records the gradients Lightning hands to the optimizer (pre-clip: this hook runs before
+    configure_gradient_clipping) and the ones left after the step (post-clip)."""
+
+    def __init__(self) -> None:
+        self.pre: list[torch.Tensor] | None = None
+        self.post: list[torch.Tensor] | None = None
+        self.stats = None
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        self.pre = [p.grad.detach().clone() for p in pl_module.parameters()]
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        # .grad survives optimizer.step(); Lightning zeroes it only in the next step's closure
+        self.post = [p.grad.detach().clone() for p in pl_module.parameters()]
+        self.stats = pl_module.clipper.last
+
+
+def fit_one_step(compose_cfg, overrides: list[str]) -> tuple[GradProbe, object]:
+    cfg = compose_cfg(
+        ["data.seq_len=8", "model.hidden_size=8", "data.batch_size=4", "data.val_size=8", "optimizer=sgd", *overrides]
+    )
+    module, data = build(cfg)
+    probe = GradProbe()
+    trainer = pl.Trainer(
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+        devices=1,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        callbacks=[probe],
+    )
+    trainer.fit(module, datamodule=data)
+    assert trainer.global_step == 1
+    assert probe.pre is not None and probe.post is not None
+    return probe, module
+
+
+def _norm(gs: list[torch.Tensor]) -> float:
+    return math.sqrt(sum(float(g.double().pow(2).sum()) for g in gs))
+
+
+@pytest.mark.parametrize("model", ["rnn", "lstm"])
+def test_norm_clipping_inside_lightning(compose_cfg, model):
+    threshold = 1e-4
+    probe, module = fit_one_step(compose_cfg, [f"model={model}", "clipping=norm", f"clipping.threshold={threshold}"])
+    pre_norm = _norm(probe.pre)
+    assert pre_norm > 10 * threshold  # the test is meaningful only if clipping had to act
+    assert _norm(probe.post) == pytest.approx(threshold, rel=1e-5)
+    assert probe.stats.postclip_norm.item() == pytest.approx(_norm(probe.post), rel=1e-5)
+    assert probe.stats.preclip_norm.item() == pytest.approx(pre_norm, rel=1e-5)
+    assert probe.stats.clipped.item() == 1.0
+    # the applied gradient is torch's clip_grad_norm_ of the pre-clip gradient
+    ref = [nn.Parameter(torch.zeros_like(g)) for g in probe.pre]
+    for p, g in zip(ref, probe.pre):
+        p.grad = g.clone()
+    torch.nn.utils.clip_grad_norm_(ref, threshold)
+    for p, g in zip(ref, probe.post):
+        torch.testing.assert_close(g, p.grad, rtol=1e-5, atol=1e-12)
+
+
+def test_value_clipping_inside_lightning(compose_cfg):
+    threshold = 1e-3
+    probe, _ = fit_one_step(compose_cfg, ["model=lstm", "clipping=value", f"clipping.threshold={threshold}"])
+    assert max(float(g.abs().max()) for g in probe.pre) > threshold
+    for pre, post in zip(probe.pre, probe.post):
+        torch.testing.assert_close(post, pre.clamp(-threshold, threshold), rtol=0, atol=0)
+    assert probe.stats.clipped.item() == 1.0
+
+
+def test_no_clipping_inside_lightning(compose_cfg):
+    probe, _ = fit_one_step(compose_cfg, ["model=rnn", "clipping=none"])
+    for pre, post in zip(probe.pre, probe.post):
+        assert torch.equal(pre, post)
+    assert probe.stats.clipped.item() == 0.0
+    assert probe.stats.preclip_norm.item() == pytest.approx(_norm(probe.pre), rel=1e-5)
+
+
+def test_clipped_step_moves_parameters_by_clipped_gradient(compose_cfg):
+    """With plain SGD (momentum 0) the update is exactly -lr * clipped gradient."""
+    threshold, lr = 1e-4, 100.0
+    cfg = compose_cfg(
+        ["data.seq_len=8", "model.hidden_size=8", "data.batch_size=4", "data.val_size=8", "model=lstm",
+         "optimizer=sgd", f"optimizer.lr={lr}", "optimizer.momentum=0.0",
+         "clipping=norm", f"clipping.threshold={threshold}"]
+    )
+    module, data = build(cfg)
+    start = [p.detach().clone() for p in module.parameters()]
+    probe = GradProbe()
+    trainer = pl.Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, accelerator="cpu", limit_val_batches=0,
+                         num_sanity_val_steps=0, callbacks=[probe])
+    trainer.fit(module, datamodule=data)
+    step = [(p.detach() - s) for p, s in zip(module.parameters(), start)]
+    # float32 parameters of size ~0.3 round each update to ~3e-8; the updates here are ~1e-3
+    assert _norm(step) == pytest.approx(lr * threshold, rel=1e-3)
+    for d, g in zip(step, probe.post):
+        torch.testing.assert_close(d, -lr * g, rtol=1e-3, atol=1e-7)
