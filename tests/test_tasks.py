@@ -242,23 +242,23 @@ def test_datamodule_stream_seeded(name):
 
 @pytest.mark.parametrize("name", ["copy", "adding"])
 def test_datamodule_state_dict_resumes_stream(name):
+    """The saved position is the first batch not yet trained on, even when the loader has pre-fetched."""
     task = make_task(name, 8)
     dm = TaskDataModule(task, 4, seed=3, val_size=8, val_seed=99)
     it = iter(dm.train_dataloader())
-    for _ in range(2):
-        next(it)
+    uninterrupted = [next(it) for _ in range(5)]  # 5 batches drawn (as if pre-fetched) ...
+    dm.next_batch = 2  # ... but only 2 trained on when the checkpoint is taken (no trainer attached)
     state = dm.state_dict()
-    continued = [next(it) for _ in range(3)]
+    assert state["next_batch"] == 2 and state["seed"] == 3
 
-    # a fresh module (different seed) restored from the state continues the same stream
-    resumed = TaskDataModule(task, 4, seed=1234, val_size=8, val_seed=99)
+    resumed = TaskDataModule(task, 4, seed=3, val_size=8, val_seed=99)
     resumed.load_state_dict(state)
-    again = _stream(resumed, 3)
-    for (xa, ya), (xb, yb) in zip(continued, again):
+    for (xa, ya), (xb, yb) in zip(uninterrupted[2:], _stream(resumed, 3)):
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
-    # and the state is a real snapshot, not a live reference to the generator
-    fresh = TaskDataModule(task, 4, seed=1234, val_size=8, val_seed=99)
-    assert not torch.equal(_stream(fresh, 1)[0][0], continued[0][0])
+    # a checkpoint of another seed is refused rather than silently continuing a different stream
+    other = TaskDataModule(task, 4, seed=4, val_size=8, val_seed=99)
+    with pytest.raises(ValueError, match="seed"):
+        other.load_state_dict(state)
 
 
 @pytest.mark.parametrize("name", ["copy", "adding"])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 import re
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -70,6 +72,9 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "trainer.max_steps": (positive_int, "an integer > 0"),
     "trainer.val_check_interval": (positive_int, "an integer > 0 (steps between validations)"),
     "trainer.log_every_n_steps": (positive_int, "an integer > 0"),
+    "checkpoint.every_n_steps": (non_negative_int, "an integer >= 0 (0 = only at the end and on interruption)"),
+    "resume": (lambda v: isinstance(v, bool), "true or false"),
+    "min_free_disk_mb": (non_negative_int, "an integer >= 0"),
 }
 
 
@@ -134,6 +139,52 @@ def check_single_run(argv: Sequence[str], conf_dir: Path) -> str | None:
         return None
     try:
         validate_config(cfg)
+    except ConfigError as error:
+        return str(error)
+    if cfg.ckpt_path not in (None, "", "last"):
+        from rnn_gradients.callbacks.checkpointing import checkpoint_step
+
+        if not Path(cfg.ckpt_path).is_file():
+            return f"ckpt_path={cfg.ckpt_path!r}: no such file (give a .ckpt file, or 'last' with hydra.run.dir=<run dir>)"
+        try:
+            checkpoint_step(Path(cfg.ckpt_path))
+        except ValueError as error:
+            return f"ckpt_path={cfg.ckpt_path!r} is {error}"
+    return None
+
+
+def _existing_ancestor(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_output_dir(path: Path, min_free_mb: int, key: str = "paths.output_dir") -> None:
+    """Refuse to start (not fail an hour later) when results could not be written."""
+    base = _existing_ancestor(Path(path))
+    if not base.is_dir() or not os.access(base, os.W_OK | os.X_OK):
+        raise ConfigError(f"{key}={str(path)!r} is not writable ({base} does not accept new files): choose another {key}")
+    free_mb = shutil.disk_usage(base).free // 2**20
+    if free_mb < min_free_mb:
+        raise ConfigError(
+            f"{key}={str(path)!r} has {free_mb} MB free, below min_free_disk_mb={min_free_mb}: free space or choose another {key}"
+        )
+
+
+def check_output_dir_from_argv(argv: Sequence[str]) -> str | None:
+    """The writability/space check, before Hydra itself tries to create the run directory."""
+    values = dict(arg.split("=", 1) for arg in argv if "=" in arg and not arg.startswith("-"))
+    min_free = values.get("min_free_disk_mb", "100")
+    for key in ("hydra.run.dir", "hydra.sweep.dir", "paths.output_dir"):
+        if key in values and "$" not in values[key]:
+            try:
+                check_output_dir(Path(values[key]), int(min_free) if min_free.isdigit() else 100, key)
+            except ConfigError as error:
+                return str(error)
+            return None
+    try:
+        check_output_dir(Path("outputs"), int(min_free) if min_free.isdigit() else 100)
     except ConfigError as error:
         return str(error)
     return None

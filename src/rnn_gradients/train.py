@@ -6,9 +6,11 @@ resolved config (.hydra/) and, at the end, summary.json.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
+import signal
 import sys
 import time
 import warnings
@@ -22,8 +24,18 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from rnn_gradients import sweep_report
+from rnn_gradients.callbacks.checkpointing import LAST, GracefulInterrupt, PeriodicCheckpoint, checkpoint_step
+from rnn_gradients.callbacks.divergence import DivergenceMonitor
 from rnn_gradients.clipping import GradientClipper
-from rnn_gradients.config_checks import ConfigError, check_group_choices, check_single_run, validate_config
+from rnn_gradients.config_checks import (
+    ConfigError,
+    check_group_choices,
+    check_output_dir,
+    check_output_dir_from_argv,
+    check_single_run,
+    validate_config,
+)
 from rnn_gradients.data import TaskDataModule
 from rnn_gradients.io_utils import write_json_atomic
 from rnn_gradients.module import SequenceModule
@@ -118,31 +130,101 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4g}"
 
 
+FINISHED = ("completed", "diverged")  # statuses a resumed sweep skips
+
+
+def resolve_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
+    """ckpt_path=<file> | last (this run dir's checkpoints/last.ckpt); resume=true implies last if it exists."""
+    last = run_dir / "checkpoints" / LAST
+    if cfg.ckpt_path in (None, ""):
+        return last if cfg.resume and last.is_file() else None
+    path = last if cfg.ckpt_path == "last" else Path(cfg.ckpt_path)
+    if not path.is_file():
+        raise ConfigError(f"ckpt_path={cfg.ckpt_path!r}: no checkpoint at {path} (give a .ckpt file, or 'last' with hydra.run.dir=<run dir>)")
+    return path
+
+
+def build_logger(cfg: DictConfig, resume_step: int | None) -> Any:
+    if not cfg.get("logger") or "_target_" not in cfg.logger:
+        return False
+    # On resume, TensorBoard discards events the interrupted run logged after its checkpoint (purge_step),
+    # so curves continue without duplicated steps.
+    extra = {"purge_step": resume_step + 1} if resume_step is not None else {}
+    return hydra.utils.instantiate(cfg.logger, **extra)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit, then write summary.json in the run directory; returns the summary."""
+    """Fit (or resume), then write summary.json in the run directory; returns the summary."""
     quiet_known_warnings()
     run_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(cfg.paths.output_dir)
+    summary_path = run_dir / "summary.json"
+    if cfg.resume and summary_path.is_file():
+        previous = json.loads(summary_path.read_text())
+        if previous.get("status") in FINISHED:
+            log.info("resume=true: %s already %s, skipping", run_dir, previous["status"])
+            return previous
+    ckpt = resolve_checkpoint(cfg, run_dir)
+    try:
+        resume_step = checkpoint_step(ckpt) if ckpt is not None else None
+    except ValueError as error:
+        raise ConfigError(f"ckpt_path={str(ckpt)!r} is {error}") from None
+
     threads = resolve_num_threads(cfg.num_threads)
     torch.set_num_threads(threads)
     module, data = build(cfg)
-    callbacks = build_callbacks(cfg)
-    logger = hydra.utils.instantiate(cfg.logger) if cfg.get("logger") and "_target_" in cfg.logger else False
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
-    log.info("Run dir %s | %s on %s (T=%d) | %d torch threads", run_dir, arm_label(cfg), cfg.data.name, cfg.data.seq_len, threads)
+    ckpt_dir = run_dir / "checkpoints"
+    interrupt = GracefulInterrupt(ckpt_dir)
+    callbacks = [*build_callbacks(cfg), PeriodicCheckpoint(ckpt_dir, cfg.checkpoint.every_n_steps), interrupt]
+    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=build_logger(cfg, resume_step), callbacks=callbacks)
+    log.info(
+        "Run dir %s | %s on %s (T=%d) | %d torch threads%s", run_dir, arm_label(cfg), cfg.data.name,
+        cfg.data.seq_len, threads, f" | resuming from step {resume_step} ({ckpt})" if ckpt else "",
+    )
 
     start = time.perf_counter()
-    trainer.fit(module, datamodule=data)
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
     wall = time.perf_counter() - start
-    if module.last_val_step != trainer.global_step:  # make the summary's val numbers final
+    if interrupt.received is None and module.last_val_step != trainer.global_step:
+        # make the summary's val numbers final; Lightning logs this evaluation at the final step itself
+        for logger in trainer.loggers:
+            logger.shift = 0
         trainer.validate(module, datamodule=data, verbose=False)
 
-    divergence = next((c for c in callbacks if hasattr(c, "diverged_at")), None)
+    divergence = next((c for c in callbacks if isinstance(c, DivergenceMonitor)), None)
     diverged = divergence is not None and divergence.diverged_at is not None
+    status = "interrupted" if interrupt.received is not None else "diverged" if diverged else "completed"
     summary = {
-        "status": "diverged" if diverged else "completed",
+        **run_description(cfg),
+        "status": status,
         "diverged": diverged,
         "diverged_at_step": divergence.diverged_at if diverged else None,
         "divergence_reason": divergence.reason if diverged else None,
+        "interrupted_by": signal.Signals(interrupt.received).name if interrupt.received else None,
+        "resumed_from_step": resume_step,
+        "steps": trainer.global_step,
+        "wall_time_s": round(wall, 3),
+        "baseline_loss": module.task.baseline_loss,
+        "metric": module.task.metric_name,
+        "train_loss": _metric(trainer, "train/loss"),
+        "train_normalized_loss": _metric(trainer, "train/normalized_loss"),
+        "val_loss": _metric(trainer, "val/loss"),
+        "val_normalized_loss": _metric(trainer, "val/normalized_loss"),
+        "val_accuracy": _metric(trainer, "val/accuracy"),
+    }
+    write_json_atomic(summary_path, summary)
+    log.info(
+        "Done: %s after %d steps in %.1fs, val loss %s (normalized %s), %s %s",
+        status, summary["steps"], wall, _fmt(summary["val_loss"]),
+        _fmt(summary["val_normalized_loss"]), module.task.metric_name, _fmt(summary["val_accuracy"]),
+    )
+    if interrupt.received is not None:  # exit like the signal would have, after saving everything
+        sys.exit(128 + interrupt.received)
+    return summary
+
+
+def run_description(cfg: DictConfig) -> dict[str, Any]:
+    """What a run is (the summary's identifying fields), known before it starts."""
+    return {
         "arm": arm_label(cfg),
         "experiment": _choice("experiment"),
         "model": cfg.model.cell,
@@ -155,41 +237,45 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "forget_bias": cfg.model.forget_bias,
         "hidden_size": cfg.model.hidden_size,
         "seed": cfg.seed,
-        "steps": trainer.global_step,
-        "wall_time_s": round(wall, 3),
-        "baseline_loss": module.task.baseline_loss,
-        "metric": module.task.metric_name,
-        "train_loss": _metric(trainer, "train/loss"),
-        "train_normalized_loss": _metric(trainer, "train/normalized_loss"),
-        "val_loss": _metric(trainer, "val/loss"),
-        "val_normalized_loss": _metric(trainer, "val/normalized_loss"),
-        "val_accuracy": _metric(trainer, "val/accuracy"),
     }
-    write_json_atomic(run_dir / "summary.json", summary)
-    log.info(
-        "Done: %s after %d steps in %.1fs, val loss %s (normalized %s), %s %s",
-        summary["status"], summary["steps"], wall, _fmt(summary["val_loss"]),
-        _fmt(summary["val_normalized_loss"]), module.task.metric_name, _fmt(summary["val_accuracy"]),
-    )
-    return summary
+
+
+def _is_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def _hydra_main(cfg: DictConfig) -> None:
     try:
         validate_config(cfg)
+        check_output_dir(Path(HydraConfig.get().runtime.output_dir), cfg.min_free_disk_mb)
+        train(cfg)
     except ConfigError as error:
         log.error("%s", error)
         sys.exit(2)
-    train(cfg)
+    except Exception as error:  # a crash: record it where the sweep report and figures will see it
+        reason = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+        log.exception("Run failed: %s", reason)
+        run_dir = Path(HydraConfig.get().runtime.output_dir)
+        write_json_atomic(run_dir / "summary.json", {**run_description(cfg), "status": "failed", "failure_reason": reason})
+        if not _is_multirun():
+            sys.exit(1)
+        # in a sweep: let the other jobs run; the sweep report lists this one and the exit code says so
 
 
 def main() -> None:
-    problem = check_group_choices(sys.argv[1:], config_dir()) or check_single_run(sys.argv[1:], config_dir())
+    argv = sys.argv[1:]
+    problem = (
+        check_group_choices(argv, config_dir())
+        or check_single_run(argv, config_dir())
+        or check_output_dir_from_argv(argv)
+    )
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)
     _hydra_main()
+    if sweep_report.LAST_REPORT is not None and sweep_report.LAST_REPORT.failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ class GateStatsLogger(pl.Callback):
             return
         x, _ = pl_module.task.sample(self.probe_size, torch.Generator().manual_seed(self.probe_seed))
         self._probe = x.to(pl_module.device)
-        self.measure(trainer, pl_module)
+        if trainer.global_step == 0:  # a resumed run already logged its start
+            self.measure(trainer, pl_module)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self._probe is not None and trainer.global_step % self.every_n_steps == 0:

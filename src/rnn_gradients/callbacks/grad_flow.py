@@ -72,7 +72,7 @@ class GradFlowLogger(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         x, y = pl_module.task.sample(self.probe_size, torch.Generator().manual_seed(self.probe_seed))
         self._probe = (x.to(pl_module.device), y.to(pl_module.device))
-        if trainer.global_step not in self.steps:
+        if trainer.global_step == 0:  # initialization; a resumed run continues its saved curves
             self.measure(trainer, pl_module)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -100,6 +100,21 @@ class GradFlowLogger(pl.Callback):
         if self.output_dir is not None:
             self._save(self.output_dir / "grad_flow.npz")
         return result
+
+    def state_dict(self) -> dict[str, Any]:
+        # Kept in checkpoints so a resumed run continues grad_flow.npz instead of starting it over.
+        # Plain lists of floats: loadable with torch.load(weights_only=True).
+        return {
+            "steps": list(self.steps),
+            "h": [h.tolist() for h in self.h_curves],
+            "c": [c.tolist() for c in self.c_curves],
+            "loss": list(self.losses),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.steps, self.losses = list(state_dict["steps"]), list(state_dict["loss"])
+        self.h_curves = [np.asarray(h) for h in state_dict["h"]]
+        self.c_curves = [np.asarray(c) for c in state_dict["c"]]
 
     def _log(self, writer: Any, step: int, result: TimeGradients) -> None:
         curves = {"h": result.hidden}

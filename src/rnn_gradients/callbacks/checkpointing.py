@@ -1,0 +1,93 @@
+"""Checkpoints that survive kills: periodic, at the end, and on SIGINT/SIGTERM; always written atomically."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import warnings
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+log = logging.getLogger(__name__)
+
+LAST = "last.ckpt"
+
+
+def checkpoint_step(path: Path) -> int:
+    """The global step stored in a checkpoint, read with weights_only=True: a file from a stranger cannot
+    run code. Raises ValueError with a one-line reason for anything that is not a loadable checkpoint."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
+    except Exception as error:  # unpickling refused, truncated file, not a checkpoint at all
+        detail = (str(error).strip().splitlines() or [""])[0][:160]
+        raise ValueError(f"not a loadable checkpoint ({type(error).__name__}: {detail})") from None
+
+
+def save_last_checkpoint(trainer: pl.Trainer, dirpath: Path) -> Path:
+    """Write <dirpath>/last.ckpt via a temporary file and a rename: a kill mid-write keeps the old one."""
+    dirpath.mkdir(parents=True, exist_ok=True)
+    final, tmp = dirpath / LAST, dirpath / f".{LAST}.tmp"
+    trainer.save_checkpoint(tmp)
+    os.replace(tmp, final)
+    return final
+
+
+class PeriodicCheckpoint(pl.Callback):
+    """last.ckpt every `every_n_steps` optimizer steps (0 = never) and after the final step.
+
+    Saving inside on_train_batch_end (never after fit) matters: Lightning's resume logic assumes it, and
+    a checkpoint taken elsewhere resumes with the logging step off by one. Place it after callbacks that
+    may stop training (divergence), so a stopped run's last step is saved too.
+    """
+
+    def __init__(self, dirpath: Path, every_n_steps: int) -> None:
+        self.dirpath, self.every_n_steps = Path(dirpath), every_n_steps
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        step = trainer.global_step
+        periodic = self.every_n_steps and step % self.every_n_steps == 0
+        final = trainer.max_steps is not None and 0 < trainer.max_steps <= step
+        if periodic or final or trainer.should_stop:
+            save_last_checkpoint(trainer, self.dirpath)
+
+
+class GracefulInterrupt(pl.Callback):
+    """On the first SIGINT or SIGTERM: finish the current step, save last.ckpt, stop training.
+    A second signal interrupts at once. `received` tells train.py to mark the run interrupted."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, dirpath: Path) -> None:
+        self.dirpath = Path(dirpath)
+        self.received: int | None = None
+        self.stopped_at: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        if self.received is not None:  # second signal: give up gracefulness
+            raise KeyboardInterrupt
+        self.received = signum
+        log.warning("Received %s: saving a checkpoint after this step, then stopping.", signal.Signals(signum).name)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for signum in self.SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._handler)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.received is not None and self.stopped_at is None:
+            path = save_last_checkpoint(trainer, self.dirpath)
+            self.stopped_at = trainer.global_step
+            trainer.should_stop = True
+            log.warning("Checkpoint at step %d saved to %s", trainer.global_step, path)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}

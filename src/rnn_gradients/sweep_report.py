@@ -1,0 +1,91 @@
+"""End-of-sweep report: a table of completed / diverged / failed / interrupted jobs, with reasons.
+
+Registered as a Hydra callback (conf/config.yaml, hydra.callbacks), so it runs in the launching process
+after every launcher (basic, joblib, submitit) has finished. Also written to sweep_report.{json,md}.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from rnn_gradients.io_utils import write_json_atomic, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("completed", "diverged", "failed", "interrupted", "missing")
+
+
+@dataclass
+class SweepReport:
+    sweep_dir: Path
+    jobs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {s: sum(j["status"] == s for j in self.jobs) for s in STATUSES}
+
+    @property
+    def failed(self) -> bool:
+        return any(j["status"] in ("failed", "missing") for j in self.jobs)
+
+    def markdown(self) -> str:
+        lines = [f"# Sweep {self.sweep_dir}", "", " | ".join(f"{k}: {v}" for k, v in self.counts.items()), "",
+                 "| job | status | arm | task | T | steps | reason |", "|---|---|---|---|---|---|---|"]
+        for j in self.jobs:
+            lines.append(f"| {j['job']} | {j['status']} | {j.get('arm', '')} | {j.get('task', '')} | "
+                         f"{j.get('seq_len', '')} | {j.get('steps', '')} | {j.get('reason', '')} |")
+        return "\n".join(lines) + "\n"
+
+
+def _reason(summary: dict[str, Any]) -> str:
+    status = summary.get("status")
+    if status == "diverged":
+        return f"step {summary.get('diverged_at_step')}: {summary.get('divergence_reason')}"
+    if status == "failed":
+        return str(summary.get("failure_reason"))
+    if status == "interrupted":
+        return f"{summary.get('interrupted_by')} at step {summary.get('steps')} (resume with resume=true)"
+    return ""
+
+
+def collect(sweep_dir: Path) -> SweepReport:
+    """One row per job folder (a folder holding .hydra/); a job without summary.json is 'missing'
+    (killed, or still running)."""
+    report = SweepReport(Path(sweep_dir))
+    job_dirs = sorted((p.parent for p in Path(sweep_dir).glob("*/.hydra")), key=lambda p: (len(p.name), p.name))
+    for job_dir in job_dirs:
+        summary_path = job_dir / "summary.json"
+        try:
+            summary = json.loads(summary_path.read_text())
+        except FileNotFoundError:
+            summary = {"status": "missing", "failure_reason": "no summary.json: the job was killed or is still running"}
+        except (OSError, json.JSONDecodeError) as error:
+            summary = {"status": "failed", "failure_reason": f"unreadable summary.json: {error}"}
+        reason = _reason(summary) or summary.get("failure_reason", "")
+        report.jobs.append({"job": job_dir.name, **summary, "reason": reason})
+    return report
+
+
+LAST_REPORT: SweepReport | None = None  # read by train.main() to set the exit code
+
+
+class SweepReportCallback(Callback):
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        global LAST_REPORT
+        sweep_dir = Path(config.hydra.sweep.dir)
+        report = collect(sweep_dir)
+        LAST_REPORT = report
+        write_text_atomic(sweep_dir / "sweep_report.md", report.markdown())
+        write_json_atomic(sweep_dir / "sweep_report.json", {"counts": report.counts, "jobs": report.jobs})
+        log.info("Sweep finished: %s", ", ".join(f"{v} {k}" for k, v in report.counts.items() if v))
+        for job in report.jobs:
+            if job["status"] != "completed":
+                log.warning("  job %s %s: %s", job["job"], job["status"], job["reason"])
+        log.info("Report: %s", sweep_dir / "sweep_report.md")

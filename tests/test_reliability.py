@@ -1,0 +1,164 @@
+"""Resume exactly, survive interruptions and failed jobs, refuse dangerous or impossible input."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import cli_env, read_summary, run_cli
+
+SMALL = [
+    "model.hidden_size=16", "data.seq_len=20", "data.batch_size=16", "data.val_size=64", "num_threads=1",
+    "trainer.enable_progress_bar=false", "trainer.val_check_interval=10", "trainer.log_every_n_steps=1",
+    "checkpoint.every_n_steps=7",
+]
+
+
+def weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+
+
+def curve(run_dir: Path, tag: str) -> list[tuple[int, float]]:
+    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+    return [(e.step, e.value) for e in acc.Scalars(tag)]
+
+
+def assert_same_run(a: Path, b: Path, steps: int, stopped_at: int | None = None) -> None:
+    """Bit-identical weights and identical, gap-free, duplicate-free curves. A run that ended at
+    `stopped_at` and was then continued validated there too: its one extra val point is allowed."""
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key
+    for tag in ("train/loss", "grad_norm/total_preclip"):
+        ca, cb = curve(a, tag), curve(b, tag)
+        assert [s for s, _ in cb] == list(range(1, steps + 1)), tag
+        assert ca == cb, tag
+    val_a, val_b = dict(curve(a, "val/loss")), curve(b, "val/loss")
+    assert len(dict(val_b)) == len(val_b), "duplicated validation steps"
+    assert set(dict(val_b)) - set(val_a) <= {stopped_at}
+    assert all(dict(val_b)[step] == value for step, value in val_a.items())
+
+
+def test_resume_from_checkpoint_is_bit_identical(tmp_path):
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert run_cli([*SMALL, "trainer.max_steps=40", f"hydra.run.dir={full}"], cwd=tmp_path).returncode == 0
+    assert run_cli([*SMALL, "trainer.max_steps=23", f"hydra.run.dir={part}"], cwd=tmp_path).returncode == 0
+    resumed = run_cli([*SMALL, "trainer.max_steps=40", f"hydra.run.dir={part}", "ckpt_path=last"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    summary = read_summary(part)
+    assert summary["resumed_from_step"] == 23 and summary["steps"] == 40 and summary["status"] == "completed"
+    assert_same_run(full, part, 40, stopped_at=23)
+    # an explicit file path works as well as `last`
+    again = run_cli([*SMALL, "trainer.max_steps=45", f"hydra.run.dir={tmp_path / 'other'}",
+                     f"ckpt_path={full / 'checkpoints' / 'last.ckpt'}"], cwd=tmp_path)
+    assert again.returncode == 0 and read_summary(tmp_path / "other")["resumed_from_step"] == 40
+
+
+def wait_for_training(run_dir: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if list((run_dir / "checkpoints").glob("last.ckpt")):
+            return
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        time.sleep(0.2)
+    raise AssertionError("training did not start")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_saves_checkpoint_exits_cleanly_and_resumes_exactly(tmp_path, signum):
+    steps = 400
+    run_dir = tmp_path / "interrupted"
+    cmd = [sys.executable, "-m", "rnn_gradients.train", *SMALL, f"trainer.max_steps={steps}", f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_training(run_dir, proc)
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum, stderr[-2000:]
+    assert "Traceback" not in stderr
+    summary = read_summary(run_dir)
+    assert summary["status"] == "interrupted" and summary["interrupted_by"] == signal.Signals(signum).name
+    stopped = summary["steps"]
+    assert 0 < stopped < steps
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == stopped  # the checkpoint is of the step it stopped at, not an older one
+    assert not list(run_dir.rglob("*.tmp")), "no half-written file left behind"
+
+    resumed = run_cli([*SMALL, f"trainer.max_steps={steps}", f"hydra.run.dir={run_dir}", "ckpt_path=last"], cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert read_summary(run_dir)["resumed_from_step"] == stopped
+    full = tmp_path / "full"
+    assert run_cli([*SMALL, f"trainer.max_steps={steps}", f"hydra.run.dir={full}"], cwd=tmp_path).returncode == 0
+    assert_same_run(full, run_dir, steps, stopped_at=stopped)  # Lightning validates when a run is stopped
+
+
+def test_multirun_resume_skips_completed_and_resumes_the_rest(tmp_path):
+    sweep = tmp_path / "sweep"
+    first = run_cli(["-m", *SMALL, "seed=0,1", "trainer.max_steps=20", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    done = (sweep / "0" / "summary.json").read_text()
+    # job 1 was "killed" after its step-20 checkpoint: no summary left
+    (sweep / "1" / "summary.json").unlink()
+    again = run_cli(["-m", *SMALL, "seed=0,1", "trainer.max_steps=30", "resume=true", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (sweep / "0" / "summary.json").read_text() == done  # skipped, untouched
+    job1 = read_summary(sweep / "1")
+    assert job1["resumed_from_step"] == 20 and job1["steps"] == 30 and job1["status"] == "completed"
+    report = json.loads((sweep / "sweep_report.json").read_text())
+    assert report["counts"]["completed"] == 2
+
+
+def test_one_failing_job_does_not_stop_the_sweep(tmp_path):
+    sweep = tmp_path / "sweep"
+    result = run_cli(["-m", *SMALL, "trainer.max_steps=5", f"hydra.sweep.dir={sweep}",
+                      "optimizer._target_=torch.optim.NoSuchOptimizer,torch.optim.Adam"], cwd=tmp_path)
+    assert result.returncode == 1  # the sweep says something failed ...
+    failed, ok = read_summary(sweep / "0"), read_summary(sweep / "1")
+    assert failed["status"] == "failed" and "NoSuchOptimizer" in failed["failure_reason"]
+    assert ok["status"] == "completed" and ok["steps"] == 5  # ... but the other job ran
+    report = json.loads((sweep / "sweep_report.json").read_text())
+    assert report["counts"] == {"completed": 1, "diverged": 0, "failed": 1, "interrupted": 0, "missing": 0}
+    table = (sweep / "sweep_report.md").read_text()
+    assert "| 0 | failed |" in table and "NoSuchOptimizer" in table and "| 1 | completed |" in table
+
+
+def test_malicious_checkpoint_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    evil = tmp_path / "evil.ckpt"
+    evil.write_bytes(pickle.dumps({"global_step": 1, "payload": Exploit()}))
+    result = run_cli([*SMALL, "trainer.max_steps=5", f"paths.output_dir={tmp_path / 'out'}", f"ckpt_path={evil}"], cwd=tmp_path)
+    assert result.returncode == 2
+    assert not marker.exists(), "the checkpoint's code ran"
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1 and "ckpt_path=" in lines[0] and "not a loadable checkpoint" in lines[0], lines
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "override,key",
+    [("paths.output_dir={blocker}/sub", "paths.output_dir"), ("min_free_disk_mb=1000000000", "min_free_disk_mb")],
+)
+def test_unwritable_or_full_output_is_refused_before_training(tmp_path, override, key):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    result = run_cli([*SMALL, override.format(blocker=blocker), "trainer.max_steps=5"], cwd=tmp_path)
+    assert result.returncode == 2
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1 and key in lines[0], lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
