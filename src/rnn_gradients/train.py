@@ -1,7 +1,8 @@
 """Train one model on one task: `python -m rnn_gradients.train [group=option ...] [key=value ...]`.
 
 Hydra composes the config from conf/; `-m` sweeps it. Each run writes TensorBoard event files, its
-resolved config (.hydra/) and, at the end, summary.json.
+config (.hydra/config.yaml as composed, config_resolved.yaml with every interpolation resolved),
+checkpoints/last.ckpt and, at the end, summary.json.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from rnn_gradients.config_checks import (
     validate_config,
 )
 from rnn_gradients.data import TaskDataModule
-from rnn_gradients.io_utils import write_json_atomic
+from rnn_gradients.io_utils import write_json_atomic, write_text_atomic
 from rnn_gradients.module import SequenceModule
 from rnn_gradients.networks import RecurrentNetwork
 from rnn_gradients.paths import config_dir
@@ -171,6 +172,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     threads = resolve_num_threads(cfg.num_threads)
     torch.set_num_threads(threads)
+    write_text_atomic(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     module, data = build(cfg)
     ckpt_dir = run_dir / "checkpoints"
     interrupt = GracefulInterrupt(ckpt_dir)

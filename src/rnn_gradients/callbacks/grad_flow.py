@@ -7,6 +7,7 @@ unrolled twin (rnn_gradients.reference) on the current weights every N steps, at
 
 from __future__ import annotations
 
+import copy
 import io
 import logging
 import math
@@ -56,6 +57,7 @@ class GradFlowLogger(pl.Callback):
         num_scalar_points: int = 5,
         plot_every_n_steps: int = 500,
         output_dir: str | None = None,
+        dtype: str = "float64",
     ) -> None:
         if every_n_steps <= 0 or probe_size <= 0 or plot_every_n_steps < 0:
             raise ValueError("callbacks.grad_flow.every_n_steps and probe_size must be > 0, plot_every_n_steps >= 0")
@@ -63,6 +65,7 @@ class GradFlowLogger(pl.Callback):
         self.layer, self.num_scalar_points = layer, num_scalar_points
         self.plot_every_n_steps = plot_every_n_steps
         self.output_dir = Path(output_dir) if output_dir else None
+        self.dtype = getattr(torch, dtype)
         self.steps: list[int] = []
         self.h_curves: list[np.ndarray] = []
         self.c_curves: list[np.ndarray] = []
@@ -88,7 +91,7 @@ class GradFlowLogger(pl.Callback):
             return None
         step = trainer.global_step
         with torch.autocast(device_type=pl_module.device.type, enabled=False):
-            result = time_gradient_norms(pl_module.network, pl_module.task, *self._probe, layer=self.layer)
+            result = time_gradient_norms(*self._probe_copy(pl_module), layer=self.layer)
         self.steps.append(step)
         self.h_curves.append(result.hidden.cpu().double().numpy())
         if result.cell is not None:
@@ -100,6 +103,13 @@ class GradFlowLogger(pl.Callback):
         if self.output_dir is not None:
             self._save(self.output_dir / "grad_flow.npz")
         return result
+
+    def _probe_copy(self, pl_module: pl.LightningModule) -> tuple[Any, Any, torch.Tensor, torch.Tensor]:
+        """The network, task and probe batch in `dtype`: float64 resolves decays far below float32's
+        smallest number (an RNN's ∂L/∂h_0 over 100 steps underflows to exactly 0 in float32)."""
+        network = copy.deepcopy(pl_module.network).to(self.dtype)
+        x, y = self._probe
+        return network, pl_module.task, x.to(self.dtype), (y.to(self.dtype) if y.is_floating_point() else y)
 
     def state_dict(self) -> dict[str, Any]:
         # Kept in checkpoints so a resumed run continues grad_flow.npz instead of starting it over.

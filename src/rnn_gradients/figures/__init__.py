@@ -6,8 +6,8 @@ writes PNG + PDF figures, summary.csv, summary.md and summary_numbers.json. See 
 
 from __future__ import annotations
 
-from rnn_gradients.figures.cli import make_report
+from rnn_gradients.figures.cli import main, make_report
 from rnn_gradients.figures.runs import Run, discover_run_dirs, load_runs
 from rnn_gradients.figures.scalar_toy import scalar_toy_data
 
-__all__ = ["Run", "discover_run_dirs", "load_runs", "make_report", "scalar_toy_data"]
+__all__ = ["Run", "discover_run_dirs", "load_runs", "main", "make_report", "scalar_toy_data"]

@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rnn_gradients.figures.runs import FAILED_OR_RUNNING, UNREADABLE, NoRunsError, load_events, load_runs, status_counts
+from rnn_gradients.figures.runs import (
+    FAILED_OR_RUNNING, UNREADABLE, NoRunsError, load_events, load_runs, status_counts, warn_problems,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +33,13 @@ def make_report(paths: Sequence[Path | str], out_dir: Path | str = DEFAULT_OUT, 
     Raises FileNotFoundError / NotADirectoryError for a bad path and NoRunsError when no run is finished
     (completed or diverged). Nothing is written outside out_dir.
     """
-    from rnn_gradients.figures.plots import make_figures
+    from rnn_gradients.figures.plots import make_figures, needed_tags
     from rnn_gradients.figures.table import write_tables
 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"--out is not a folder: {out_dir}")
-    runs = load_runs(paths, exclude=[out_dir], events=False)
+    runs = load_runs(paths, exclude=[out_dir], events=False, warn=False)
     where = ", ".join(str(p) for p in paths)
     if not runs:
         raise NoRunsError(f"no runs found under {where} (looked for job folders holding .hydra/ or summary.json)")
@@ -47,8 +49,7 @@ def make_report(paths: Sequence[Path | str], out_dir: Path | str = DEFAULT_OUT, 
         states = ", ".join(f"{n} {STATUS_TEXT.get(s, s)}" for s, n in counts.items() if n and s != "total")
         raise NoRunsError(f"no usable run under {where}: {len(runs)} job folder(s), none finished (completed or "
                           f"diverged): {states}")
-    from rnn_gradients.figures.plots import needed_tags
-
+    warn_problems(runs)  # only now, so that the answer for a sweep without usable runs is a single line
     load_events(runs, jobs=jobs, tags=needed_tags())
     for experiment, counts in status_counts(runs).items():
         log.info("%s: %s", experiment, ", ".join(f"{k}={v}" for k, v in counts.items() if v))

@@ -94,6 +94,15 @@ def _positive(curve: np.ndarray) -> np.ndarray:
     return c
 
 
+def _mark_underflow(ax, curve: np.ndarray, color: Any) -> None:
+    """Where the first time steps' norms are exactly 0 (below float32's range), say so at the gap."""
+    positive = np.flatnonzero(np.isfinite(curve) & (curve > 0))
+    if positive.size and positive[0] > 0:
+        k = int(positive[0])
+        ax.annotate(f"0 for t < {k}\n(underflow)", (k, curve[k]), xytext=(-3, 2), textcoords="offset points", ha="right",
+                    fontsize=6, color=color, va="bottom")
+
+
 def _seed_text(seeds: Sequence[Any]) -> str:
     return f"median over {len(seeds)} seeds" if len(seeds) > 1 else f"seed {seeds[0]}" if seeds else "no seed"
 
@@ -118,6 +127,7 @@ def plot_grad_flow_through_time(runs: Sequence[Run], out_dir: Path) -> FigureRes
                 if c["init"] is not None:
                     ax.plot(np.arange(len(c["init"])), _positive(c["init"]), "--", color=color, lw=1.0,
                             label=f"{name} init [{_ratio_text(c['init_ratio'])}]")
+                _mark_underflow(ax, c["final"], color)
                 ax.plot(np.arange(len(c["final"])), _positive(c["final"]), "-", color=color,
                         label=f"{name} trained [{_ratio_text(c['final_ratio'])}]")
                 seeds = c["seeds"] if len(c["seeds"]) > len(seeds) else seeds
@@ -134,6 +144,7 @@ def plot_grad_flow_through_time(runs: Sequence[Run], out_dir: Path) -> FigureRes
             for i, fb in enumerate(fbs):
                 c = info["curves"][fb]
                 color = cmap(0.05 + 0.75 * i / max(1, len(fbs) - 1))  # plasma's bright yellow end left out
+                _mark_underflow(ax, c["init"], color)
                 ax.plot(np.arange(len(c["init"])), _positive(c["init"]), color=color,
                         label=f"forget bias {fb:g} [{_ratio_text(c['init_ratio'])}]" if isinstance(fb, (int, float))
                         else f"forget bias {fb} [{_ratio_text(c['init_ratio'])}]")

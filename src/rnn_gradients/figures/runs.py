@@ -311,17 +311,22 @@ def load_events(runs: Sequence[Run], jobs: int = 1, tags: Collection[str] | None
 
 
 def load_runs(paths: Sequence[Path | str], exclude: Iterable[Path] = (), events: bool = True, jobs: int = 1,
-              tags: Collection[str] | None = None) -> list[Run]:
+              tags: Collection[str] | None = None, warn: bool = True) -> list[Run]:
     """Discover and load every run under `paths` (event files: only `tags`, all if None). Problems are
-    logged as warnings, never raised."""
+    logged as warnings (unless warn=False: see warn_problems), never raised."""
     dirs = discover_run_dirs(paths, exclude=exclude)
     runs = [load_run(d) for d in dirs]
-    for run in runs:
-        for problem in run.problems:
-            log.warning("%s", problem)
+    if warn:
+        warn_problems(runs)
     if events:
         load_events(runs, jobs=jobs, tags=tags)
     return runs
+
+
+def warn_problems(runs: Sequence[Run]) -> None:
+    for run in runs:
+        for problem in run.problems:
+            log.warning("%s", problem)
 
 
 def status_counts(runs: Sequence[Run]) -> dict[str, dict[str, int]]:
