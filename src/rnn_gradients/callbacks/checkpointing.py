@@ -34,7 +34,7 @@ def save_last_checkpoint(trainer: pl.Trainer, dirpath: Path) -> Path:
     """Write <dirpath>/last.ckpt via a temporary file and a rename: a kill mid-write keeps the old one."""
     dirpath.mkdir(parents=True, exist_ok=True)
     final, tmp = dirpath / LAST, dirpath / f".{LAST}.tmp"
-    trainer.save_checkpoint(tmp)
+    trainer.save_checkpoint(tmp, weights_only=False)  # the full state: optimizer, loops, callbacks, data
     os.replace(tmp, final)
     return final
 

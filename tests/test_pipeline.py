@@ -1,0 +1,96 @@
+"""End to end: `make reproduce PROFILE=smoke`'s script, and the sweep launchers (joblib, submitit)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+
+from conftest import TINY, cli_env, read_summary, run_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+FIGURES = ["scalar_toy", "grad_flow_through_time", "learning_curves", "grad_norm_training",
+           "loss_vs_seq_len", "divergence_vs_lr", "grad_histograms"]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    out = tmp_path_factory.mktemp("reproduce")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "reproduce.py"), "--profile", "smoke", "--output-dir", str(out / "outputs")],
+        cwd=out, env=cli_env(), capture_output=True, text=True, timeout=600,
+    )
+    return out / "outputs", proc
+
+
+def test_smoke_profile_runs_all_three_sweeps(smoke):
+    outputs, proc = smoke
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (root,) = (outputs / "reproduce").iterdir()
+    # smoke grid: 3 arms x 2 tasks x 2 T x 1 seed; 2 optimizers x 2 lrs x 3 clippings; 2 forget biases
+    expected = {"arms": 12, "exploding": 12, "forget_bias": 2}
+    for experiment, jobs in expected.items():
+        summaries = [read_summary(p.parent) for p in (root / experiment).glob("*/summary.json")]
+        assert len(summaries) == jobs, experiment
+        assert all(s["experiment"] == experiment and s["status"] in ("completed", "diverged") for s in summaries)
+        report = json.loads((root / experiment / "sweep_report.json").read_text())
+        assert report["counts"]["failed"] == report["counts"]["missing"] == 0
+    arms = {(s["arm"], s["task"], s["seq_len"]) for s in map(read_summary, (p.parent for p in (root / "arms").glob("*/summary.json")))}
+    assert arms == {(a, t, T) for a in ("RNN", "LSTM", "LSTM+clip") for t in ("adding", "copy") for T in (10, 20)}
+
+
+def test_smoke_profile_writes_every_figure_and_table(smoke):
+    outputs, proc = smoke
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figures = outputs / "figures"
+    for name in FIGURES:
+        image = matplotlib.image.imread(figures / f"{name}.png")
+        assert image.ndim == 3 and image.shape[0] > 200 and image.shape[1] > 200, name
+        assert image.std() > 0.01, f"{name}.png is blank"
+        assert (figures / f"{name}.pdf").read_bytes().startswith(b"%PDF"), name
+    with open(figures / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 26
+    numbers = json.loads((figures / "summary_numbers.json").read_text())
+    finite = [v for v in _leaves(numbers) if isinstance(v, float)]
+    assert finite and all(math.isfinite(v) for v in finite)
+    assert "Final validation loss" in (figures / "summary.md").read_text()
+
+
+def _leaves(obj):
+    if isinstance(obj, dict):
+        for v in obj.values():
+            yield from _leaves(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _leaves(v)
+    else:
+        yield obj
+
+
+def test_joblib_launcher_gives_each_job_its_share_of_the_cores(tmp_path):
+    result = run_cli(["-m", *TINY, "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "seed=0,1",
+                      f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    for job in ("0", "1"):
+        log = (tmp_path / "sweep" / job / "train.log").read_text()
+        assert f"| {max(1, cores // 2)} torch threads" in log
+        assert read_summary(tmp_path / "sweep" / job)["status"] == "completed"
+
+
+def test_submitit_local_launcher_runs_a_sweep(tmp_path):
+    result = run_cli(["-m", *TINY, "hydra/launcher=submitit_local", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    a, b = (read_summary(tmp_path / "sweep" / j) for j in ("0", "1"))
+    assert a["status"] == b["status"] == "completed" and (a["seed"], b["seed"]) == (0, 1)
+    assert a["train_loss"] != b["train_loss"]
+    assert json.loads((tmp_path / "sweep" / "sweep_report.json").read_text())["counts"]["completed"] == 2
