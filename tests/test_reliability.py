@@ -41,7 +41,7 @@ def assert_same_run(a: Path, b: Path, steps: int, stopped_at: int | None = None)
     assert wa.keys() == wb.keys()
     for key in wa:
         assert torch.equal(wa[key], wb[key]), key
-    for tag in ("train/loss", "grad_norm/total_preclip"):
+    for tag in ("train/loss", "grad_norm/total_preclip", "lr-Adam"):
         ca, cb = curve(a, tag), curve(b, tag)
         assert [s for s, _ in cb] == list(range(1, steps + 1)), tag
         assert ca == cb, tag
@@ -52,16 +52,19 @@ def assert_same_run(a: Path, b: Path, steps: int, stopped_at: int | None = None)
 
 
 def test_resume_from_checkpoint_is_bit_identical(tmp_path):
+    """Includes the optimizer's and a learning-rate schedule's state (warm-up over the resume point)."""
     full, part = tmp_path / "full", tmp_path / "part"
-    assert run_cli([*SMALL, "trainer.max_steps=40", f"hydra.run.dir={full}"], cwd=tmp_path).returncode == 0
-    assert run_cli([*SMALL, "trainer.max_steps=23", f"hydra.run.dir={part}"], cwd=tmp_path).returncode == 0
-    resumed = run_cli([*SMALL, "trainer.max_steps=40", f"hydra.run.dir={part}", "ckpt_path=last"], cwd=tmp_path)
+    sched = ["scheduler=warmup", "scheduler.total_iters=30"]
+    assert run_cli([*SMALL, *sched, "trainer.max_steps=40", f"hydra.run.dir={full}"], cwd=tmp_path).returncode == 0
+    # the interrupted run must not know its final length: max_steps alone changes, the schedule does not
+    assert run_cli([*SMALL, *sched, "trainer.max_steps=23", f"hydra.run.dir={part}"], cwd=tmp_path).returncode == 0
+    resumed = run_cli([*SMALL, *sched, "trainer.max_steps=40", f"hydra.run.dir={part}", "ckpt_path=last"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     summary = read_summary(part)
     assert summary["resumed_from_step"] == 23 and summary["steps"] == 40 and summary["status"] == "completed"
     assert_same_run(full, part, 40, stopped_at=23)
     # an explicit file path works as well as `last`
-    again = run_cli([*SMALL, "trainer.max_steps=45", f"hydra.run.dir={tmp_path / 'other'}",
+    again = run_cli([*SMALL, *sched, "trainer.max_steps=45", f"hydra.run.dir={tmp_path / 'other'}",
                      f"ckpt_path={full / 'checkpoints' / 'last.ckpt'}"], cwd=tmp_path)
     assert again.returncode == 0 and read_summary(tmp_path / "other")["resumed_from_step"] == 40
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
@@ -13,6 +14,7 @@ from rnn_gradients.networks import RecurrentNetwork
 from rnn_gradients.tasks import Task
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
+SchedulerFactory = Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler]
 
 
 class SequenceModule(pl.LightningModule):
@@ -24,9 +26,11 @@ class SequenceModule(pl.LightningModule):
         task: Task,
         optimizer: OptimizerFactory,
         clipper: GradientClipper,
+        scheduler: SchedulerFactory | None = None,
     ) -> None:
         super().__init__()
         self.network, self.task, self.make_optimizer, self.clipper = network, task, optimizer, clipper
+        self.make_scheduler = scheduler
         self.last_val_step = -1
 
     def forward(self, x: Tensor) -> Tensor:
@@ -51,8 +55,12 @@ class SequenceModule(pl.LightningModule):
     def on_validation_epoch_end(self) -> None:
         self.last_val_step = self.global_step
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.make_optimizer(self.parameters())
+    def configure_optimizers(self) -> Any:
+        optimizer = self.make_optimizer(self.parameters())
+        if self.make_scheduler is None:
+            return optimizer
+        scheduler = {"scheduler": self.make_scheduler(optimizer), "interval": "step"}
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
         # Lightning calls this after on_before_optimizer_step and, under AMP, after unscaling.

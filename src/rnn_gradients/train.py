@@ -103,6 +103,7 @@ def build(cfg: DictConfig) -> tuple[SequenceModule, TaskDataModule]:
         task=task,
         optimizer=hydra.utils.instantiate(cfg.optimizer),
         clipper=GradientClipper(cfg.clipping.mode, cfg.clipping.threshold),
+        scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
     )
     data = TaskDataModule(task, cfg.data.batch_size, cfg.seed, cfg.data.val_size, cfg.data.val_seed)
     return module, data

@@ -1,0 +1,947 @@
+"""Performance benchmark: `python -m rnn_gradients.bench [--quick|--tiny] [--out outputs/bench]`.
+
+Every comparison runs side by side in this one process, interleaved in counterbalanced order
+(A B, B A, A B, ...) so that load from other processes on a shared machine hits both alike; each row
+reports medians over samples and the ratio of the medians. Rows (docs/benchmarks.md explains them):
+
+ 1. template_vs_plain     the template's training step (real Trainer + SequenceModule from the
+                          Hydra-composed config, default callbacks) / a hand-written PyTorch loop
+ 2. observatory_overhead  the template with default callbacks / with callbacks=none
+ 3. data_share            task.sample() / one plain training step
+ 4. startup               `python -m rnn_gradients.train` from launch to the first training step
+ 5. sweep                 a multirun with the basic (sequential) launcher / with the joblib launcher
+ 6. scaling               step time against T, least-squares line
+ 7. gpu                   the template on trainer=gpu / a plain autocast loop (skipped without CUDA)
+    denormals             step time with default floating point / with denormals flushed to zero
+
+What a template "step" costs: the time from one `on_train_batch_start` to the next (forward,
+backward, clipping, optimizer, logging, every callback, the progress bar, fetching the next batch),
+averaged over steady steps; the callbacks' periodic events (every 100 / 500 steps) are measured by
+replaying every callback's per-step hooks at a step number of each cadence class and amortized with
+that class's frequency. Start-up and validation are excluded (val_check_interval > steps run).
+
+Writes <out>/bench.json (atomically) and prints the table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as _dt
+import gc
+import json
+import logging
+import math
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning.pytorch as pl
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+
+from rnn_gradients import train as train_mod
+from rnn_gradients.callbacks.checkpointing import GracefulInterrupt, PeriodicCheckpoint
+from rnn_gradients.io_utils import write_json_atomic
+from rnn_gradients.paths import config_dir
+
+log = logging.getLogger("rnn_gradients.bench")
+
+# --------------------------------------------------------------------------------------------- modes
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    hidden: int
+    batch: int
+    seq_lens: tuple[int, ...]  # rows 1-3: one short, one long
+    val_size: int
+    samples: int  # per variant, rows 1-3 (and the GPU row)
+    fit_budget_s: float  # target duration of the timed window of one sample
+    warmup: int  # steps discarded at the start of every sample
+    min_window: int
+    max_window: int
+    scaling_seq_lens: tuple[int, ...]
+    scaling_rounds: int
+    scaling_budget_s: float
+    scaling_min_steps: int
+    denormal_rounds: int
+    startup_runs: int
+    sweep_jobs: int
+    sweep_steps: int
+    sweep_runs: int  # per launcher
+    crosscheck_steps: int  # 0 = no direct long-window check of the amortization
+    train_extra: tuple[str, ...] = ()  # extra overrides of the subprocess runs (startup, sweep)
+
+
+FULL = Mode(
+    name="full", hidden=128, batch=64, seq_lens=(100, 500), val_size=1024,
+    samples=4, fit_budget_s=2.5, warmup=2, min_window=6, max_window=200,
+    scaling_seq_lens=(50, 100, 200, 500, 1000), scaling_rounds=3, scaling_budget_s=1.5, scaling_min_steps=3,
+    denormal_rounds=3, startup_runs=3, sweep_jobs=4, sweep_steps=300, sweep_runs=2, crosscheck_steps=500,
+)
+QUICK = replace(
+    FULL, name="quick", samples=2, fit_budget_s=1.0, max_window=100, scaling_rounds=1, scaling_budget_s=0.6,
+    denormal_rounds=1, startup_runs=2, sweep_steps=100, sweep_runs=1, crosscheck_steps=0,
+)
+TINY = Mode(
+    name="tiny", hidden=16, batch=8, seq_lens=(10, 20), val_size=32,
+    samples=2, fit_budget_s=0.05, warmup=1, min_window=4, max_window=6,
+    scaling_seq_lens=(5, 10, 20, 40, 80), scaling_rounds=1, scaling_budget_s=0.02, scaling_min_steps=2,
+    denormal_rounds=1, startup_runs=1, sweep_jobs=2, sweep_steps=5, sweep_runs=1, crosscheck_steps=0,
+    train_extra=("model.hidden_size=16", "data.seq_len=10", "data.batch_size=8", "data.val_size=32"),
+)
+MODES = {m.name: m for m in (FULL, QUICK, TINY)}
+MODELS = ("rnn", "lstm")
+
+# Targets: (comparison, value). Ratios are A / B of the row.
+TARGETS = {
+    "template_vs_plain": ("<=", 1.10),
+    "observatory_overhead": ("<=", 1.05),
+    "data_share": ("<=", 0.03),
+    "sweep": (">=", 1.6),
+    "scaling": ("<=", 0.20),  # worst relative deviation of a point from the least-squares line
+    "gpu": ("<=", 1.10),
+}
+
+# --------------------------------------------------------------------------------------------- stats
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def linear_fit(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
+    """Least-squares line y = intercept + slope * x; returns (slope, intercept)."""
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    return slope, my - slope * mx
+
+
+def meets(op: str, value: float, target: float) -> bool:
+    return value <= target if op == "<=" else value >= target
+
+
+def counterbalanced(names: Sequence[str], round_index: int) -> list[str]:
+    """A B C, C B A, A B C, ...: interleaved, and a linear drift in load cancels over pairs of rounds."""
+    return list(names) if round_index % 2 == 0 else list(reversed(names))
+
+
+def interleave(variants: Mapping[str, Callable[[], Any]], rounds: int) -> dict[str, list[Any]]:
+    results: dict[str, list[Any]] = {name: [] for name in variants}
+    for r in range(rounds):
+        for name in counterbalanced(list(variants), r):
+            results[name].append(variants[name]())
+    return results
+
+
+def side(label: str, samples: Sequence[float], unit: str) -> dict[str, Any]:
+    return {"label": label, "unit": unit, "median": median(samples), "n": len(samples), "samples": list(samples)}
+
+
+def ratio_row(
+    row_id: str, group: str, title: str, a: dict[str, Any], b: dict[str, Any], details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    op, target = TARGETS[group]
+    ratio = a["median"] / b["median"]
+    return {
+        "id": row_id, "group": group, "title": title,
+        "target": {"op": op, "value": target},
+        "ratio": ratio,
+        "status": "pass" if meets(op, ratio, target) else "fail",
+        "a": a, "b": b, "details": details or {},
+    }
+
+
+def info_row(row_id: str, group: str, title: str, a: dict[str, Any], b: dict[str, Any] | None = None,
+             details: dict[str, Any] | None = None) -> dict[str, Any]:
+    row = {"id": row_id, "group": group, "title": title, "target": None, "status": "info", "a": a,
+           "details": details or {}}
+    if b is not None:
+        row["b"], row["ratio"] = b, a["median"] / b["median"]
+    return row
+
+
+def skip_row(row_id: str, group: str, title: str, reason: str) -> dict[str, Any]:
+    op, target = TARGETS[group]
+    return {"id": row_id, "group": group, "title": title, "target": {"op": op, "value": target},
+            "status": "skipped", "reason": reason, "details": {}}
+
+
+def error_row(row_id: str, group: str, title: str, error: BaseException) -> dict[str, Any]:
+    return {"id": row_id, "group": group, "title": title, "target": None, "status": "error",
+            "reason": f"{type(error).__name__}: {error}"[:2000], "details": {}}
+
+
+# --------------------------------------------------------------------------------------------- config
+
+
+def compose_cfg(overrides: Sequence[str], run_dir: Path | None = None) -> DictConfig:
+    """The config `python -m rnn_gradients.train <overrides>` would see; every `${hydra:...}` value
+    (run-dir interpolations such as logger.save_dir, callbacks.grad_flow.output_dir) points at run_dir."""
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=list(overrides))
+    if run_dir is not None:
+        detach_from_hydra(cfg, run_dir)
+    return cfg
+
+
+def detach_from_hydra(cfg: DictConfig, run_dir: Path) -> None:
+    raw = OmegaConf.to_container(cfg, resolve=False)
+
+    def walk(node: Any, prefix: str) -> Iterator[tuple[str, str]]:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield from walk(value, f"{prefix}.{key}" if prefix else str(key))
+        elif isinstance(node, str) and "${hydra:" in node:
+            yield prefix, node
+
+    for key, value in list(walk(raw, "")):
+        OmegaConf.update(cfg, key, re.sub(r"\$\{hydra:[^}]*\}", str(run_dir), value), merge=False)
+
+
+def step_overrides(mode: Mode, model: str, seq_len: int, callbacks: str = "default") -> list[str]:
+    """Adding task, Adam, norm clipping (template runs add max_steps and a val_check_interval beyond it)."""
+    return [
+        f"model={model}", "data=adding", f"data.seq_len={seq_len}", f"model.hidden_size={mode.hidden}",
+        f"data.batch_size={mode.batch}", f"data.val_size={mode.val_size}", "optimizer=adam", "clipping=norm",
+        f"callbacks={callbacks}",
+    ]
+
+
+def cadence_classes(cfg: DictConfig) -> tuple[list[tuple[int, ...]], dict[tuple[int, ...], float], dict[tuple[int, ...], int]]:
+    """Periodic events of the callbacks: every `*every_n_steps` > 1 of cfg.callbacks and
+    checkpoint.every_n_steps. Steps fall into classes by which periods divide them; returns the classes,
+    their long-run frequencies and a representative step of each (beyond one hyperperiod, so step 1's
+    one-off events never count). The class () holds the plain steps."""
+    periods: set[int] = set()
+    for entry in (cfg.get("callbacks") or {}).values():
+        if entry is None:
+            continue
+        for key, value in entry.items():
+            if str(key).endswith("every_n_steps") and isinstance(value, int) and value > 1:
+                periods.add(value)
+    every = OmegaConf.select(cfg, "checkpoint.every_n_steps", default=0)
+    if isinstance(every, int) and every > 1:
+        periods.add(every)
+    hyper = math.lcm(*periods) if periods else 1
+    if hyper > 1_000_000:
+        raise ValueError(f"callback cadences {sorted(periods)} have a hyperperiod of {hyper} steps")
+    counts: dict[tuple[int, ...], int] = {}
+    first: dict[tuple[int, ...], int] = {}
+    for s in range(1, hyper + 1):
+        sig = tuple(p for p in sorted(periods) if s % p == 0)
+        counts[sig] = counts.get(sig, 0) + 1
+        first.setdefault(sig, hyper + s)
+    classes = sorted(counts, key=lambda sig: (len(sig), sig))
+    return classes, {sig: counts[sig] / hyper for sig in classes}, first
+
+
+def class_of(step: int, classes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
+    periods = sorted({p for sig in classes for p in sig})
+    return tuple(p for p in periods if step % p == 0)
+
+
+def sig_name(sig: tuple[int, ...]) -> str:
+    return "plain" if not sig else "every_" + "_".join(str(p) for p in sig)
+
+
+# --------------------------------------------------------------------------------------------- in-process timing
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Lightning's progress bar and banners go to /dev/null, its info logs and known warnings are off."""
+    names = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning")
+    levels = {n: logging.getLogger(n).level for n in names}
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for n in names:
+            logging.getLogger(n).setLevel(logging.WARNING)
+        try:
+            yield
+        finally:
+            for n, level in levels.items():
+                logging.getLogger(n).setLevel(level)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class _TrainerAt:
+    """The real trainer, seen at another global step (and as a long run): replays a callback hook as it
+    would run at that step. Everything else is the real trainer's."""
+
+    def __init__(self, trainer: pl.Trainer, global_step: int) -> None:
+        object.__setattr__(self, "_trainer", trainer)
+        object.__setattr__(self, "global_step", global_step)
+        object.__setattr__(self, "max_steps", 10**9)
+        object.__setattr__(self, "should_stop", False)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(object.__getattribute__(self, "_trainer"), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:  # e.g. should_stop: kept on the proxy
+        object.__setattr__(self, name, value)
+
+
+class StepTimer(pl.Callback):
+    """Stamps every on_train_batch_start; interval(s) is the whole cost of optimizer step s (from the
+    start of its batch to the start of the next). At the last step it replays the other callbacks."""
+
+    def __init__(self, device: torch.device, classes: Sequence[tuple[int, ...]], reps: Mapping[tuple[int, ...], int]) -> None:
+        self.device, self.classes, self.reps = device, list(classes), dict(reps)
+        self.starts: dict[int, float] = {}
+        self.replay: dict[str, dict[str, float]] = {}  # class -> callback -> seconds
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+        _sync(self.device)
+        self.starts[trainer.global_step] = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.max_steps is not None and trainer.global_step >= trainer.max_steps:
+            self._replay_all(trainer, pl_module, outputs, batch, batch_idx)
+
+    def interval(self, step: int) -> float:
+        return self.starts[step] - self.starts[step - 1]
+
+    def _replay_all(self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any, idx: int) -> None:
+        callbacks = [c for c in trainer.callbacks if c is not self and not isinstance(c, pl.callbacks.ProgressBar)]
+        optimizer = trainer.optimizers[0]
+        loss = outputs["loss"] if isinstance(outputs, Mapping) else outputs
+        base = ()
+        runs = [replay_step(trainer, module, callbacks, self.reps[base], optimizer, loss, outputs, batch, idx, self.device)
+                for _ in range(3)]  # the first also warms up
+        self.replay[sig_name(base)] = {name: median([r[name] for r in runs[1:]]) for name in runs[0]}
+        for sig in self.classes:
+            if sig != base:
+                self.replay[sig_name(sig)] = replay_step(
+                    trainer, module, callbacks, self.reps[sig], optimizer, loss, outputs, batch, idx, self.device)
+
+
+def callback_name(cb: pl.Callback) -> str:
+    return type(cb).__name__
+
+
+def replay_step(trainer: pl.Trainer, module: pl.LightningModule, callbacks: Sequence[pl.Callback], step: int,
+                optimizer: Any, loss: Any, outputs: Any, batch: Any, idx: int, device: torch.device) -> dict[str, float]:
+    """Seconds each callback's per-step hooks take when optimizer step `step` is the one being taken."""
+    before, after = _TrainerAt(trainer, step - 1), _TrainerAt(trainer, step)
+    costs: dict[str, float] = {}
+    for cb in callbacks:
+        _sync(device)
+        t0 = time.perf_counter()
+        cb.on_train_batch_start(before, module, batch, idx)
+        cb.on_before_backward(before, module, loss)
+        cb.on_after_backward(before, module)
+        cb.on_before_optimizer_step(before, module, optimizer)
+        cb.on_train_batch_end(after, module, outputs, batch, idx)
+        _sync(device)
+        name = callback_name(cb)
+        costs[name] = costs.get(name, 0.0) + time.perf_counter() - t0
+    return costs
+
+
+@dataclass
+class TemplateSample:
+    step_ms: float  # amortized: steady steps + every periodic event class x its frequency
+    steady_ms: float  # mean of the window's steps outside any periodic event
+    events_ms: float  # amortized cost of the periodic events per step
+    direct_ms: float  # plain mean over every step of the window (events included as they fell)
+    window: int
+    replay_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def template_trainer(cfg: DictConfig, run_dir: Path, extra: Sequence[pl.Callback]) -> tuple[pl.Trainer, Any, Any]:
+    """What rnn_gradients.train.train builds (callbacks, checkpoints, interrupt handling, logger)."""
+    module, data = train_mod.build(cfg)
+    ckpt_dir = run_dir / "checkpoints"
+    callbacks = [*train_mod.build_callbacks(cfg), PeriodicCheckpoint(ckpt_dir, cfg.checkpoint.every_n_steps),
+                 GracefulInterrupt(ckpt_dir), *extra]
+    logger = train_mod.build_logger(cfg, None)
+    trainer = hydra.utils.instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
+    return trainer, module, data
+
+
+def template_sample(overrides: Sequence[str], warmup: int, window: int, workdir: Path, device: torch.device,
+                    tag: str) -> TemplateSample:
+    steps = warmup + window + 1
+    run_dir = Path(tempfile.mkdtemp(prefix=f"{tag}-", dir=workdir))
+    cfg = compose_cfg([*overrides, f"trainer.max_steps={steps}", f"trainer.val_check_interval={steps + 1}"], run_dir)
+    classes, freq, reps = cadence_classes(cfg)
+    timer = StepTimer(device, classes, reps)
+    with quiet():
+        trainer, module, data = template_trainer(cfg, run_dir, [timer])
+        trainer.fit(module, datamodule=data)
+    if trainer.global_step != steps:
+        raise RuntimeError(f"template run stopped at step {trainer.global_step} of {steps}")
+    window_steps = range(warmup + 1, warmup + window + 1)
+    steady = [timer.interval(s) for s in window_steps if not class_of(s, classes)] or [timer.interval(s) for s in window_steps]
+    steady_ms = 1e3 * sum(steady) / len(steady)
+    base = timer.replay[sig_name(())]
+    events_ms = 0.0
+    for sig in classes:
+        if sig:
+            extra = sum(timer.replay[sig_name(sig)].values()) - sum(base.values())
+            events_ms += 1e3 * freq[sig] * extra
+    direct_ms = 1e3 * sum(timer.interval(s) for s in window_steps) / window
+    replay_ms = {cls: {k: 1e3 * v for k, v in costs.items()} for cls, costs in timer.replay.items()}
+    del trainer, module, data
+    gc.collect()
+    return TemplateSample(steady_ms + events_ms, steady_ms, events_ms, direct_ms, window, replay_ms)
+
+
+@dataclass
+class PlainSample:
+    step_ms: float
+    sample_ms: float  # task.sample per step
+    loader_ms: float  # one batch through the template's DataLoader (TaskDataModule stream)
+
+
+def plain_sample(cfg: DictConfig, warmup: int, window: int, device: torch.device, amp: bool = False,
+                 loader_batches: int = 0) -> PlainSample:
+    """The hand-written loop: same network (build), same optimizer factory, same batches (task.sample
+    from a torch.Generator seeded like the data module), loss.backward, clip_grad_norm_, opt.step."""
+    module, data = train_mod.build(cfg)
+    net, task = module.network.to(device), module.task
+    opt = hydra.utils.instantiate(cfg.optimizer)(net.parameters())
+    generator = torch.Generator().manual_seed(cfg.seed)
+    mode, threshold = cfg.clipping.mode, cfg.clipping.threshold
+    last_only = not task.per_step_output
+    params = list(net.parameters())
+    scaler = torch.amp.GradScaler(device.type) if amp else None
+    starts: list[float] = []
+    sampling: list[float] = []
+    for _ in range(warmup + window + 1):
+        _sync(device)
+        t0 = time.perf_counter()
+        x, y = task.sample(cfg.data.batch_size, generator)
+        sampling.append(time.perf_counter() - t0)
+        starts.append(t0)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        opt.zero_grad(set_to_none=True)
+        if scaler is None:
+            loss = task.loss(net(x, last_only=last_only), y)
+            loss.backward()
+        else:
+            with torch.autocast(device_type=device.type, dtype=torch.float16):
+                loss = task.loss(net(x, last_only=last_only), y)
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+        if mode == "norm":
+            torch.nn.utils.clip_grad_norm_(params, threshold)
+        elif mode == "value":
+            torch.nn.utils.clip_grad_value_(params, threshold)
+        if scaler is None:
+            opt.step()
+        else:
+            scaler.step(opt)
+            scaler.update()
+    _sync(device)
+    starts.append(time.perf_counter())
+    lo, hi = warmup, warmup + window
+    step_ms = 1e3 * (starts[hi] - starts[lo]) / window
+    sample_ms = 1e3 * sum(sampling[lo:hi]) / window
+    loader_ms = float("nan")
+    if loader_batches:
+        it = iter(data.train_dataloader())
+        next(it)
+        t0 = time.perf_counter()
+        for _ in range(loader_batches):
+            next(it)
+        loader_ms = 1e3 * (time.perf_counter() - t0) / loader_batches
+    return PlainSample(step_ms, sample_ms, loader_ms)
+
+
+def window_for(est_step_s: float, budget_s: float, lo: int, hi: int) -> int:
+    n = int(budget_s / max(est_step_s, 1e-6))
+    if n >= 10:
+        n = n // 10 * 10  # whole periods of trainer.log_every_n_steps (10)
+    return max(lo, min(hi, n))
+
+
+def estimate_step_s(cfg: DictConfig, device: torch.device) -> float:
+    return plain_sample(cfg, warmup=1, window=2, device=device).step_ms / 1e3
+
+
+# --------------------------------------------------------------------------------------------- rows 1-3
+
+
+def bench_steps(mode: Mode, workdir: Path, device: torch.device, estimates: dict[tuple[str, int], float]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for seq_len in mode.seq_lens:
+        for model in MODELS:
+            key = f"{model}/T={seq_len}"
+            base = step_overrides(mode, model, seq_len)
+            try:
+                plain_cfg = compose_cfg(base)
+                est = estimates.setdefault((model, seq_len), estimate_step_s(plain_cfg, device))
+                window = window_for(est, mode.fit_budget_s, mode.min_window, mode.max_window)
+                log.info("steps %s: ~%.1f ms/step, window %d steps x %d samples", key, est * 1e3, window, mode.samples)
+                res = interleave({
+                    "template": lambda: template_sample(base, mode.warmup, window, workdir, device, "tpl"),
+                    "template_none": lambda: template_sample(
+                        step_overrides(mode, model, seq_len, callbacks="none"), mode.warmup, window, workdir, device, "none"),
+                    "plain": lambda: plain_sample(plain_cfg, mode.warmup, window, device, loader_batches=10),
+                }, mode.samples)
+            except Exception as error:  # noqa: BLE001 - a broken row is reported, the others still run
+                log.exception("steps %s failed", key)
+                for group, title in (("template_vs_plain", "template step / plain loop"),
+                                     ("observatory_overhead", "default callbacks / callbacks=none"),
+                                     ("data_share", "task.sample / plain step")):
+                    rows.append(error_row(f"{group}/{key}", group, title, error))
+                continue
+            tpl, none, plain = res["template"], res["template_none"], res["plain"]
+            tpl_side = side("template (default callbacks)", [s.step_ms for s in tpl], "ms")
+            none_side = side("template (callbacks=none)", [s.step_ms for s in none], "ms")
+            plain_side = side("plain PyTorch loop", [s.step_ms for s in plain], "ms")
+            common = {"model": model, "seq_len": seq_len, "hidden": mode.hidden, "batch": mode.batch, "window": window}
+            rows.append(ratio_row(
+                f"template_vs_plain/{key}", "template_vs_plain", f"{model.upper()} T={seq_len}: template step / plain loop",
+                tpl_side, plain_side,
+                {**common, "template_steady_ms": median([s.steady_ms for s in tpl]),
+                 "template_events_ms_per_step": median([s.events_ms for s in tpl]),
+                 "callbacks_none_ms": none_side["median"]},
+            ))
+            rows.append(ratio_row(
+                f"observatory_overhead/{key}", "observatory_overhead",
+                f"{model.upper()} T={seq_len}: default callbacks / callbacks=none", tpl_side, none_side,
+                {**common, **observatory_breakdown(tpl, none)},
+            ))
+            rows.append(ratio_row(
+                f"data_share/{key}", "data_share", f"{model.upper()} T={seq_len}: task.sample / plain step",
+                side("task.sample", [s.sample_ms for s in plain], "ms"), plain_side,
+                {**common, "loader_ms": median([s.loader_ms for s in plain])},
+            ))
+    return rows
+
+
+def observatory_breakdown(tpl: Sequence[TemplateSample], none: Sequence[TemplateSample]) -> dict[str, Any]:
+    """Where the observatory's time goes: steady-step difference, and per-callback replayed costs."""
+    classes = list(tpl[0].replay_ms)
+    per_callback: dict[str, dict[str, float]] = {}
+    for cls in classes:
+        for name in tpl[0].replay_ms[cls]:
+            per_callback.setdefault(name, {})[cls] = median([s.replay_ms[cls][name] for s in tpl])
+    return {
+        "steady_ms": {"default": median([s.steady_ms for s in tpl]), "none": median([s.steady_ms for s in none])},
+        "events_ms_per_step": {"default": median([s.events_ms for s in tpl]), "none": median([s.events_ms for s in none])},
+        "replayed_callback_ms": per_callback,  # class -> time of that callback's hooks on such a step
+    }
+
+
+def bench_crosscheck(mode: Mode, workdir: Path, device: torch.device) -> dict[str, Any]:
+    """The amortized estimate against a direct mean over one whole hyperperiod of real steps."""
+    overrides = step_overrides(mode, "rnn", mode.seq_lens[0])
+    res = interleave({"default": lambda: template_sample(overrides, mode.warmup, mode.crosscheck_steps, workdir, device, "xc")}, 2)
+    samples = res["default"]
+    direct, amortized = median([s.direct_ms for s in samples]), median([s.step_ms for s in samples])
+    return {"config": f"rnn/T={mode.seq_lens[0]}", "window": mode.crosscheck_steps, "direct_ms": direct,
+            "amortized_ms": amortized, "relative_difference": amortized / direct - 1, "n": len(samples)}
+
+
+# --------------------------------------------------------------------------------------------- rows 6, denormals
+
+
+def bench_scaling(mode: Mode, device: torch.device, estimates: dict[tuple[str, int], float]) -> list[dict[str, Any]]:
+    rows = []
+    points = [(model, T) for model in MODELS for T in mode.scaling_seq_lens]
+    cfgs = {p: compose_cfg(step_overrides(mode, p[0], p[1])) for p in points}
+    samples: dict[tuple[str, int], list[float]] = {p: [] for p in points}
+    for r in range(mode.scaling_rounds):
+        for p in counterbalanced(points, r):
+            est = estimates.get(p)
+            window = mode.scaling_min_steps if est is None else window_for(est, mode.scaling_budget_s, mode.scaling_min_steps, 200)
+            ms = plain_sample(cfgs[p], warmup=1, window=window, device=device).step_ms
+            estimates.setdefault(p, ms / 1e3)
+            samples[p].append(ms)
+    for model in MODELS:
+        Ts = list(mode.scaling_seq_lens)
+        meds = [median(samples[(model, T)]) for T in Ts]
+        slope, intercept = linear_fit(Ts, meds)
+        devs = [abs(y - (intercept + slope * T)) / y for T, y in zip(Ts, meds)]
+        worst = max(range(len(Ts)), key=lambda i: devs[i])
+        op, target = TARGETS["scaling"]
+        rows.append({
+            "id": f"scaling/{model}", "group": "scaling", "title": f"{model.upper()}: plain step time against T",
+            "target": {"op": op, "value": target, "of": "worst_relative_deviation"},
+            "status": "pass" if meets(op, devs[worst], target) else "fail",
+            "points": [{"T": T, "median": m, "n": len(samples[(model, T)]), "samples": samples[(model, T)], "unit": "ms"}
+                       for T, m in zip(Ts, meds)],
+            "fit": {"slope_ms_per_step": slope, "intercept_ms": intercept,
+                    "worst_relative_deviation": devs[worst], "worst_at_T": Ts[worst]},
+            "details": {"hidden": mode.hidden, "batch": mode.batch},
+        })
+    return rows
+
+
+@contextlib.contextmanager
+def flush_denormal(enabled: bool) -> Iterator[None]:
+    torch.set_flush_denormal(enabled)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def bench_denormals(mode: Mode, device: torch.device, estimates: dict[tuple[str, int], float]) -> list[dict[str, Any]]:
+    rows = []
+    seq_len = mode.seq_lens[-1]
+    for model in MODELS:
+        row_id = f"denormals/{model}/T={seq_len}"
+        if device.type != "cpu" or not torch.set_flush_denormal(False):
+            rows.append({"id": row_id, "group": "denormals", "title": f"{model.upper()} T={seq_len}: denormals",
+                         "target": None, "status": "skipped", "reason": "flush-to-zero not supported here", "details": {}})
+            continue
+        cfg = compose_cfg(step_overrides(mode, model, seq_len))
+        est = estimates.get((model, seq_len)) or estimate_step_s(cfg, device)
+        window = window_for(est, mode.fit_budget_s / 2, mode.min_window, mode.max_window)
+
+        def run(ftz: bool) -> float:
+            with flush_denormal(ftz):
+                return plain_sample(cfg, mode.warmup, window, device).step_ms
+
+        res = interleave({"default": lambda: run(False), "flush": lambda: run(True)}, mode.denormal_rounds)
+        rows.append(info_row(
+            row_id, "denormals", f"{model.upper()} T={seq_len}: plain step, default FP / denormals flushed to zero",
+            side("default (denormals kept)", res["default"], "ms"),
+            side("torch.set_flush_denormal(True)", res["flush"], "ms"),
+            {"model": model, "seq_len": seq_len, "window": window},
+        ))
+    return rows
+
+
+# --------------------------------------------------------------------------------------------- row 7
+
+
+def bench_gpu(mode: Mode, workdir: Path) -> list[dict[str, Any]]:
+    row_id, title = "gpu/lstm", "LSTM on trainer=gpu: template step / plain autocast loop"
+    if not torch.cuda.is_available():
+        return [skip_row(row_id, "gpu", title, "torch.cuda.is_available() is False")]
+    device = torch.device("cuda")
+    seq_len = mode.seq_lens[0]
+    overrides = [*step_overrides(mode, "lstm", seq_len), "trainer=gpu"]
+    cfg = compose_cfg(overrides)
+    precision = str(cfg.trainer.precision)
+    amp = precision.startswith("16")
+    est = plain_sample(cfg, warmup=3, window=5, device=device, amp=amp).step_ms / 1e3
+    window = window_for(est, mode.fit_budget_s, mode.min_window, max(mode.max_window, 200))
+    res = interleave({
+        "template": lambda: template_sample(overrides, mode.warmup + 3, window, workdir, device, "gpu"),
+        "plain": lambda: plain_sample(cfg, mode.warmup + 3, window, device, amp=amp),
+    }, mode.samples)
+    return [ratio_row(
+        row_id, "gpu", title,
+        side(f"template (trainer=gpu, {precision})", [s.step_ms for s in res["template"]], "ms"),
+        side(f"plain loop (autocast fp16={amp})", [s.step_ms for s in res["plain"]], "ms"),
+        {"device": torch.cuda.get_device_name(0), "seq_len": seq_len, "window": window, "precision": precision},
+    )]
+
+
+# --------------------------------------------------------------------------------------------- row 4: start-up
+
+
+class FirstStepProbe(pl.Callback):
+    """Added to a real `python -m rnn_gradients.train` run through Hydra
+    (`+callbacks.bench_probe._target_=rnn_gradients.bench.FirstStepProbe +callbacks.bench_probe.path=...`):
+    records wall-clock times of the start-up phases and writes them as JSON after the first step."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self.marks: dict[str, float] = {"callbacks_built": time.time()}
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self.marks.setdefault("setup", time.time())
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.marks.setdefault("fit_start", time.time())
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.marks.setdefault("train_start", time.time())
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+        self.marks.setdefault("first_step", time.time())
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if "first_step_end" not in self.marks:
+            self.marks["first_step_end"] = time.time()
+            write_json_atomic(self.path, self.marks)
+
+
+def _run(cmd: Sequence[str], cwd: Path, timeout: float) -> tuple[float, subprocess.CompletedProcess]:
+    env = dict(os.environ)
+    env.pop("HYDRA_FULL_ERROR", None)
+    t0 = time.perf_counter()
+    proc = subprocess.run(list(cmd), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:6])} ... exited {proc.returncode}:\n{(proc.stdout + proc.stderr)[-3000:]}")
+    return wall, proc
+
+
+def import_times(workdir: Path) -> dict[str, Any]:
+    """`python -X importtime -c "import rnn_gradients.train"`: import seconds by top-level package (the
+    modules' own times summed, so the packages add up to the total)."""
+    _, proc = _run([sys.executable, "-X", "importtime", "-c", "import rnn_gradients.train"], workdir, 300)
+    totals: dict[str, float] = {}
+    for line in proc.stderr.splitlines():
+        m = re.match(r"import time:\s+(\d+)\s+\|\s+(\d+)\s+\|\s*(\S+)", line)
+        if m:
+            root = m.group(3).split(".")[0]
+            totals[root] = totals.get(root, 0.0) + int(m.group(1)) / 1e6
+    top = sorted(totals.items(), key=lambda kv: -kv[1])[:12]
+    return {"total_s": sum(totals.values()), "top": [{"package": k, "self_s": v} for k, v in top]}
+
+
+def bench_startup(mode: Mode, workdir: Path) -> list[dict[str, Any]]:
+    py = sys.executable
+    runs: list[dict[str, float]] = []
+
+    def train_run() -> dict[str, float]:
+        i = len(runs)
+        out = workdir / f"startup{i}"
+        marks_path = workdir / f"startup{i}.json"
+        cmd = [py, "-m", "rnn_gradients.train", "trainer.max_steps=1", f"paths.output_dir={out}", *mode.train_extra,
+               "+callbacks.bench_probe._target_=rnn_gradients.bench.FirstStepProbe", f"+callbacks.bench_probe.path={marks_path}"]
+        launch = time.time()
+        wall, _ = _run(cmd, workdir, 600)
+        marks = json.loads(marks_path.read_text())
+        rel = {k: v - launch for k, v in marks.items()}
+        rel["exit"] = wall
+        runs.append(rel)
+        return rel
+
+    def timed(cmd: Sequence[str]) -> Callable[[], float]:
+        return lambda: _run(cmd, workdir, 300)[0]
+
+    def compose_s() -> float:
+        t0 = time.perf_counter()
+        compose_cfg([])
+        return time.perf_counter() - t0
+
+    res = interleave({
+        "train": train_run,
+        "interpreter": timed([py, "-c", "pass"]),
+        "imports": timed([py, "-c", "import rnn_gradients.train"]),
+        "compose": compose_s,
+    }, mode.startup_runs)
+    first = [r["first_step"] for r in res["train"]]
+    interp, imports = median(res["interpreter"]), median(res["imports"])
+    built, setup = median([r["callbacks_built"] for r in res["train"]]), median([r["setup"] for r in res["train"]])
+    train_start = median([r["train_start"] for r in res["train"]])
+    first_med = median(first)
+    breakdown = {
+        "interpreter_s": interp,
+        "imports_s": imports - interp,
+        "config_and_build_s": built - imports,  # main's checks + Hydra composition + run dir + build (model, data)
+        "trainer_setup_s": setup - built,  # Trainer(...) and the start of fit
+        "fit_start_to_train_start_s": train_start - setup,  # includes the observatory's step-0 probes and plot
+        "train_start_to_first_step_s": first_med - train_start,
+        "hydra_compose_in_process_s": median(res["compose"]),
+        "first_step_duration_s": median([r["first_step_end"] - r["first_step"] for r in res["train"]]),
+        "command_total_s": median([r["exit"] for r in res["train"]]),
+    }
+    details = {"breakdown": breakdown, "runs": res["train"], "import_top": import_times(workdir),
+               "command": "python -m rnn_gradients.train trainer.max_steps=1 " + " ".join(mode.train_extra)}
+    return [info_row("startup/train", "startup", "launch of `python -m rnn_gradients.train` to its first training step",
+                     side("time to first step", first, "s"), None, details)]
+
+
+# --------------------------------------------------------------------------------------------- row 5: sweep
+
+
+def bench_sweep(mode: Mode, workdir: Path) -> list[dict[str, Any]]:
+    seeds = ",".join(str(i) for i in range(mode.sweep_jobs))
+    counter = {"basic": 0, "parallel": 0}
+
+    def sweep(launcher: str) -> float:
+        counter[launcher] += 1
+        out = workdir / f"sweep_{launcher}{counter[launcher]}"
+        cmd = [sys.executable, "-m", "rnn_gradients.train", "-m", f"seed={seeds}", f"trainer.max_steps={mode.sweep_steps}",
+               "trainer.enable_progress_bar=false", f"paths.output_dir={out}", *mode.train_extra]
+        cmd += ["hydra/launcher=basic"] if launcher == "basic" else ["hydra/launcher=parallel", "hydra.launcher.n_jobs=2"]
+        wall, _ = _run(cmd, workdir, 1800)
+        done = [json.loads(p.read_text()).get("status") for p in out.glob("multirun/*/*/summary.json")]
+        if len(done) != mode.sweep_jobs or any(s not in ("completed", "diverged") for s in done):
+            raise RuntimeError(f"{launcher} sweep finished {done}, expected {mode.sweep_jobs} completed jobs")
+        return wall
+
+    res = interleave({"basic": lambda: sweep("basic"), "parallel": lambda: sweep("parallel")}, mode.sweep_runs)
+    return [ratio_row(
+        "sweep/parallel_vs_basic", "sweep",
+        f"{mode.sweep_jobs}-job multirun, {mode.sweep_steps} steps each: basic (sequential) / joblib n_jobs=2 (speed-up)",
+        side("hydra/launcher=basic, wall", res["basic"], "s"),
+        side("hydra/launcher=parallel n_jobs=2, wall", res["parallel"], "s"),
+        {"jobs": mode.sweep_jobs, "steps": mode.sweep_steps, "cores": len(os.sched_getaffinity(0)),
+         "threads": "num_threads=0: all cores for the sequential jobs, cores/2 for each parallel job",
+         "extra_overrides": list(mode.train_extra)},
+    )]
+
+
+# --------------------------------------------------------------------------------------------- report
+
+
+def machine_info(threads: int) -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu_model": cpu,
+        "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)),
+        "torch": torch.__version__,
+        "lightning": pl.__version__,
+        "python": platform.python_version(),
+        "torch_threads": threads,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "loadavg_start": list(os.getloadavg()),
+    }
+
+
+def fmt_value(value: float, unit: str) -> str:
+    if unit == "s":
+        return f"{value:.2f} s"
+    return f"{value:.3f} ms" if value < 10 else f"{value:.1f} ms"
+
+
+def render_table(result: dict[str, Any]) -> str:
+    m = result["machine"]
+    lines = [
+        f"rnn-gradients benchmark ({result['mode']}) on {m['cpu_model']}, {m['usable_cores']} cores, "
+        f"torch {m['torch']}, {m['torch_threads']} thread(s), {m['date']}",
+        "",
+        f"{'row':<38} {'target':>9} {'measured':>10} {'status':>8}   A median (n) / B median (n)",
+        "-" * 110,
+    ]
+    for row in result["rows"]:
+        target = row.get("target")
+        tgt = f"{target['op']} {target['value']:g}" if target else "-"
+        if row["group"] == "scaling":
+            fit = row["fit"]
+            measured = f"{fit['worst_relative_deviation']:.3f}"
+            raw = (f"slope {fit['slope_ms_per_step']:.3f} ms/step, intercept {fit['intercept_ms']:.2f} ms; "
+                   + ", ".join(f"T={p['T']}: {fmt_value(p['median'], 'ms')}" for p in row["points"]))
+        elif row["status"] in ("skipped", "error"):
+            measured, raw = "-", row.get("reason", "")[:80]
+        else:
+            a, b = row["a"], row.get("b")
+            measured = f"{row['ratio']:.3f}" if "ratio" in row else fmt_value(a["median"], a["unit"])
+            raw = f"{fmt_value(a['median'], a['unit'])} ({a['n']})"
+            if b:
+                raw += f" / {fmt_value(b['median'], b['unit'])} ({b['n']})"
+        lines.append(f"{row['id']:<38} {tgt:>9} {measured:>10} {row['status']:>8}   {raw}")
+    summary = result.get("summary", {})
+    if summary:
+        lines.append("")
+        lines += [f"{k}: {v:.4g}" if isinstance(v, float) else f"{k}: {v}" for k, v in summary.items()]
+    return "\n".join(lines) + "\n"
+
+
+def summarize(rows: Sequence[dict[str, Any]], threads: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for row in rows:
+        if row["id"] == "template_vs_plain/lstm/T=100" and row["status"] in ("pass", "fail"):
+            out["lstm_T100_template_steps_per_s_per_core"] = 1e3 / row["a"]["median"] / threads
+            out["lstm_T100_plain_steps_per_s_per_core"] = 1e3 / row["b"]["median"] / threads
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    out["statuses"] = ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+    return out
+
+
+SECTIONS = ("steps", "crosscheck", "scaling", "denormals", "startup", "sweep", "gpu")
+
+
+def run_benchmark(mode: Mode, threads: int, out_dir: Path, sections: Sequence[str] = SECTIONS) -> dict[str, Any]:
+    torch.set_num_threads(threads)
+    train_mod.quiet_known_warnings()
+    device = torch.device("cpu")
+    estimates: dict[tuple[str, int], float] = {}
+    rows: list[dict[str, Any]] = []
+    extra: dict[str, Any] = {}
+    result = {"mode": mode.name, "machine": machine_info(threads), "settings": asdict(mode), "rows": rows}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="rnn-gradients-bench-") as tmp:
+        workdir = Path(tmp)
+        for section in sections:
+            t0 = time.perf_counter()
+            log.info("== %s", section)
+            try:
+                if section == "steps":
+                    rows += bench_steps(mode, workdir, device, estimates)
+                elif section == "crosscheck" and mode.crosscheck_steps:
+                    extra["amortization_crosscheck"] = bench_crosscheck(mode, workdir, device)
+                elif section == "scaling":
+                    rows += bench_scaling(mode, device, estimates)
+                elif section == "denormals":
+                    rows += bench_denormals(mode, device, estimates)
+                elif section == "startup":
+                    rows += bench_startup(mode, workdir)
+                elif section == "sweep":
+                    rows += bench_sweep(mode, workdir)
+                elif section == "gpu":
+                    rows += bench_gpu(mode, workdir)
+            except Exception as error:  # noqa: BLE001 - report it as a row, go on with the others
+                log.exception("section %s failed", section)
+                rows.append(error_row(f"{section}/error", section, section, error))
+            log.info("   %s took %.0f s", section, time.perf_counter() - t0)
+    # the cross-check belongs to the observatory rows: attach it to each of them
+    if "amortization_crosscheck" in extra:
+        for row in rows:
+            if row["group"] == "observatory_overhead":
+                row["details"]["amortization_crosscheck"] = extra["amortization_crosscheck"]
+    result["machine"]["loadavg_end"] = list(os.getloadavg())
+    result["duration_s"] = time.perf_counter() - started
+    result["summary"] = summarize(rows, threads)
+    write_json_atomic(out_dir / "bench.json", result)
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rnn_gradients.bench", description=__doc__.split("\n\n")[0])
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="a shorter real run (a few minutes)")
+    size.add_argument("--tiny", action="store_true", help="tiny sizes, a few steps: seconds (what the test runs)")
+    parser.add_argument("--out", type=Path, default=Path("outputs/bench"), help="where bench.json goes")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads of the in-process rows (default 1: per-core numbers, and immune to "
+                             "the OpenMP stalls a multi-threaded process suffers on a shared machine); 0 = the "
+                             "template's auto (all usable cores)")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    mode = TINY if args.tiny else QUICK if args.quick else FULL
+    sections = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown --only section(s) {unknown}; choose from {list(SECTIONS)}")
+    threads = args.threads if args.threads > 0 else train_mod.resolve_num_threads(0)
+    result = run_benchmark(mode, threads, args.out, sections)
+    sys.stdout.write(render_table(result))
+    sys.stdout.write(f"\nwrote {args.out / 'bench.json'} in {result['duration_s']:.0f} s\n")
+    return 1 if any(r["status"] == "error" for r in result["rows"]) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
