@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import subprocess
 import sys
@@ -58,7 +59,8 @@ def main() -> int:
             failed.append(experiment)
             log.error("sweep %s exited with code %d", experiment, code)
     log.info("sweeps done in %.0fs", time.perf_counter() - start)
-    code = run([sys.executable, "-m", "rnn_gradients.figures", str(root), "--out", str(out)])
+    jobs = str(len(os.sched_getaffinity(0)))  # read the event files in parallel
+    code = run([sys.executable, "-m", "rnn_gradients.figures", str(root), "--out", str(out), "--jobs", jobs])
     log.info("total %.0fs; sweeps in %s, figures in %s", time.perf_counter() - start, root, out)
     if failed:
         log.error("these sweeps failed: %s", ", ".join(failed))

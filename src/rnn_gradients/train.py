@@ -220,7 +220,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         status, summary["steps"], wall, _fmt(summary["val_loss"]),
         _fmt(summary["val_normalized_loss"]), module.task.metric_name, _fmt(summary["val_accuracy"]),
     )
-    if interrupt.received is not None:  # exit like the signal would have, after saving everything
+    if interrupt.received is not None and (interrupt.received == signal.SIGINT or not _is_multirun()):
+        # Exit like the signal would have, after saving everything. Ctrl-C stops a whole sweep; a job of
+        # a sweep that alone got SIGTERM returns instead, so the launcher goes on with the other jobs.
         sys.exit(128 + interrupt.received)
     return summary
 
