@@ -39,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -50,6 +51,7 @@ import hydra
 import lightning.pytorch as pl
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
 from rnn_gradients import train as train_mod
@@ -71,6 +73,7 @@ class Mode:
     val_size: int
     samples: int  # per variant, rows 1-3 (and the GPU row)
     fit_budget_s: float  # target duration of the timed window of one sample
+    turn_s: float  # rows 1-3: the variants take turns of about this many seconds of steps
     warmup: int  # steps discarded at the start of every sample
     min_window: int
     max_window: int
@@ -84,24 +87,31 @@ class Mode:
     sweep_steps: int
     sweep_runs: int  # per launcher
     crosscheck_steps: int  # 0 = no direct long-window check of the amortization
+    denormal_lstm_warmup: int
+    threads_rounds: int
+    threads_budget_s: float
+    sweep_timeout_s: float
     train_extra: tuple[str, ...] = ()  # extra overrides of the subprocess runs (startup, sweep)
 
 
 FULL = Mode(
     name="full", hidden=128, batch=64, seq_lens=(100, 500), val_size=1024,
-    samples=4, fit_budget_s=2.5, warmup=2, min_window=6, max_window=200,
+    samples=4, fit_budget_s=2.5, turn_s=0.5, warmup=2, min_window=6, max_window=200,
     scaling_seq_lens=(50, 100, 200, 500, 1000), scaling_rounds=3, scaling_budget_s=1.5, scaling_min_steps=3,
     denormal_rounds=3, startup_runs=3, sweep_jobs=4, sweep_steps=300, sweep_runs=2, crosscheck_steps=500,
+    denormal_lstm_warmup=25, threads_rounds=3, threads_budget_s=3.0, sweep_timeout_s=300,
 )
 QUICK = replace(
     FULL, name="quick", samples=2, fit_budget_s=1.0, max_window=100, scaling_rounds=1, scaling_budget_s=0.6,
     denormal_rounds=1, startup_runs=2, sweep_steps=100, sweep_runs=1, crosscheck_steps=0,
+    denormal_lstm_warmup=15, threads_rounds=1, threads_budget_s=1.5, sweep_timeout_s=240,
 )
 TINY = Mode(
     name="tiny", hidden=16, batch=8, seq_lens=(10, 20), val_size=32,
-    samples=2, fit_budget_s=0.05, warmup=1, min_window=4, max_window=6,
+    samples=2, fit_budget_s=0.05, turn_s=0.01, warmup=1, min_window=4, max_window=6,
     scaling_seq_lens=(5, 10, 20, 40, 80), scaling_rounds=1, scaling_budget_s=0.02, scaling_min_steps=2,
     denormal_rounds=1, startup_runs=1, sweep_jobs=2, sweep_steps=5, sweep_runs=1, crosscheck_steps=0,
+    denormal_lstm_warmup=1, threads_rounds=1, threads_budget_s=0.05, sweep_timeout_s=300,
     train_extra=("model.hidden_size=16", "data.seq_len=10", "data.batch_size=8", "data.val_size=32"),
 )
 MODES = {m.name: m for m in (FULL, QUICK, TINY)}
@@ -284,6 +294,126 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def now() -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the calling thread). Wall time is what a user waits and the primary
+    number; the thread's CPU time (which leaves out background threads such as TensorBoard's writer) is a
+    cross-check that a time slice taken by another process barely touches."""
+    return time.perf_counter(), time.thread_time()
+
+
+class Turns:
+    """Step-level interleaving. Each variant runs in its own thread and they take turns one optimizer
+    step at a time (A B C A B C ...); exactly one runs at any moment, so a burst of load from another
+    process hits every variant alike. A participant calls arrive() before its first step, switch()
+    between steps and leave() when done; turns start once every participant has arrived."""
+
+    TIMEOUT_S = 3600.0
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.order, self.active, self.arrived = list(names), set(names), set()
+        self.current: str | None = None
+        self.cond = threading.Condition()
+
+    def _next_after(self, name: str) -> str | None:
+        i = self.order.index(name)
+        for k in range(1, len(self.order) + 1):
+            candidate = self.order[(i + k) % len(self.order)]
+            if candidate in self.active:
+                return candidate
+        return None
+
+    def _start_if_ready(self) -> None:
+        if self.current is None and self.active and self.arrived >= self.active:
+            self.current = next(n for n in self.order if n in self.active)
+            self.cond.notify_all()
+
+    def _wait_turn(self, name: str) -> None:
+        if not self.cond.wait_for(lambda: self.current == name, timeout=self.TIMEOUT_S):
+            raise RuntimeError(f"{name} waited over {self.TIMEOUT_S:.0f} s for its turn")
+
+    def arrive(self, name: str) -> None:
+        with self.cond:
+            self.arrived.add(name)
+            self._start_if_ready()
+            self._wait_turn(name)
+
+    def switch(self, name: str) -> None:
+        with self.cond:
+            self.current = self._next_after(name)
+            self.cond.notify_all()
+            self._wait_turn(name)
+
+    def leave(self, name: str) -> None:
+        with self.cond:
+            self.active.discard(name)
+            if self.current == name:
+                self.current = self._next_after(name) if self.active else None
+            self._start_if_ready()
+            self.cond.notify_all()
+
+
+class TurnTaker:
+    """One participant's side of Turns: its turn lasts `block` steps, of which the first is not counted:
+    it runs on caches the other variants filled (a cost of the interleaving, not of the variant)."""
+
+    def __init__(self, turns: Turns, name: str, block: int) -> None:
+        self.turns, self.name, self.block = turns, name, block
+        self.arrived, self.in_turn = False, 0
+
+    def boundary(self) -> bool:
+        """Call before every step; returns whether that step's time counts."""
+        if not self.arrived:
+            self.turns.arrive(self.name)
+            self.arrived, self.in_turn = True, 0
+        elif self.in_turn >= self.block:
+            self.turns.switch(self.name)
+            self.in_turn = 0
+        counted = self.in_turn > 0
+        self.in_turn += 1
+        return counted
+
+
+def steps_needed(warmup: int, window: int, block: int) -> int:
+    """Optimizer steps to run so that `window` counted steps follow `warmup` (one per turn is not counted)."""
+    per_turn = max(1, block - 1)
+    return warmup + window + -(-(window + 1) // per_turn) + 2
+
+
+def counted_window(counted: Mapping[int, bool], warmup: int, window: int, last: int) -> list[int]:
+    steps = [s for s in range(warmup + 1, last + 1) if counted.get(s)]
+    return steps[:window]
+
+
+@dataclass
+class Participant:
+    run: Callable[[], None]  # runs in its own thread: arrive, steps with switch() between them
+    result: Callable[[], Any]  # called after the thread ended
+
+
+def alternate(participants: Mapping[str, Callable[[Turns, str], Participant]]) -> dict[str, Any]:
+    """Build every participant (here, in the main thread), then run them step-interleaved."""
+    turns = Turns(list(participants))
+    built = {name: make(turns, name) for name, make in participants.items()}
+    errors: list[BaseException] = []
+
+    def target(name: str) -> None:
+        try:
+            built[name].run()
+        except BaseException as error:  # noqa: BLE001 - re-raised in the main thread below
+            errors.append(error)
+        finally:
+            turns.leave(name)
+
+    threads = [threading.Thread(target=target, args=(name,), name=f"bench-{name}") for name in built]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return {name: p.result() for name, p in built.items()}
+
+
 class _TrainerAt:
     """The real trainer, seen at another global step (and as a long run): replays a callback hook as it
     would run at that step. Everything else is the real trainer's."""
@@ -301,25 +431,44 @@ class _TrainerAt:
         object.__setattr__(self, name, value)
 
 
-class StepTimer(pl.Callback):
-    """Stamps every on_train_batch_start; interval(s) is the whole cost of optimizer step s (from the
-    start of its batch to the start of the next). At the last step it replays the other callbacks."""
+class _InterruptOffMainThread(GracefulInterrupt):
+    """GracefulInterrupt that installs its signal handlers only from the main thread (Python refuses
+    elsewhere); its per-step work, the part measured, is the original's."""
 
-    def __init__(self, device: torch.device, classes: Sequence[tuple[int, ...]], reps: Mapping[tuple[int, ...], int]) -> None:
-        self.device, self.classes, self.reps = device, list(classes), dict(reps)
-        self.starts: dict[int, float] = {}
-        self.replay: dict[str, dict[str, float]] = {}  # class -> callback -> seconds
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if threading.current_thread() is threading.main_thread():
+            super().on_train_start(trainer, pl_module)
+
+
+class StepTimer(pl.Callback):
+    """Step boundaries of a template run: the whole cost of optimizer step s runs from the start of its
+    batch (on_train_batch_start with global_step s-1) to the start of the next one, and includes every
+    hook, logging, the progress bar and fetching the next batch. Takes its turn between steps, and at the
+    last step replays the other callbacks' hooks at a step of every cadence class."""
+
+    def __init__(self, taker: TurnTaker, device: torch.device, classes: Sequence[tuple[int, ...]],
+                 reps: Mapping[tuple[int, ...], int]) -> None:
+        self.taker, self.device = taker, device
+        self.classes, self.reps = list(classes), dict(reps)
+        self.starts: dict[int, tuple[float, float]] = {}
+        self.ends: dict[int, tuple[float, float]] = {}
+        self.counted: dict[int, bool] = {}
+        self.replay: dict[str, dict[str, tuple[float, float]]] = {}  # class -> callback -> (wall, cpu) seconds
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+        step = trainer.global_step
         _sync(self.device)
-        self.starts[trainer.global_step] = time.perf_counter()
+        if step > 0:
+            self.ends[step] = now()
+        self.counted[step + 1] = self.taker.boundary()
+        self.starts[step] = now()
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         if trainer.max_steps is not None and trainer.global_step >= trainer.max_steps:
             self._replay_all(trainer, pl_module, outputs, batch, batch_idx)
 
-    def interval(self, step: int) -> float:
-        return self.starts[step] - self.starts[step - 1]
+    def interval(self, step: int, clock: int = 0) -> float:
+        return self.ends[step][clock] - self.starts[step - 1][clock]
 
     def _replay_all(self, trainer: pl.Trainer, module: pl.LightningModule, outputs: Any, batch: Any, idx: int) -> None:
         callbacks = [c for c in trainer.callbacks if c is not self and not isinstance(c, pl.callbacks.ProgressBar)]
@@ -328,7 +477,8 @@ class StepTimer(pl.Callback):
         base = ()
         runs = [replay_step(trainer, module, callbacks, self.reps[base], optimizer, loss, outputs, batch, idx, self.device)
                 for _ in range(3)]  # the first also warms up
-        self.replay[sig_name(base)] = {name: median([r[name] for r in runs[1:]]) for name in runs[0]}
+        self.replay[sig_name(base)] = {
+            name: (median([r[name][0] for r in runs[1:]]), median([r[name][1] for r in runs[1:]])) for name in runs[0]}
         for sig in self.classes:
             if sig != base:
                 self.replay[sig_name(sig)] = replay_step(
@@ -340,21 +490,24 @@ def callback_name(cb: pl.Callback) -> str:
 
 
 def replay_step(trainer: pl.Trainer, module: pl.LightningModule, callbacks: Sequence[pl.Callback], step: int,
-                optimizer: Any, loss: Any, outputs: Any, batch: Any, idx: int, device: torch.device) -> dict[str, float]:
-    """Seconds each callback's per-step hooks take when optimizer step `step` is the one being taken."""
+                optimizer: Any, loss: Any, outputs: Any, batch: Any, idx: int,
+                device: torch.device) -> dict[str, tuple[float, float]]:
+    """(wall, CPU) seconds each callback's per-step hooks take when optimizer step `step` is the one taken."""
     before, after = _TrainerAt(trainer, step - 1), _TrainerAt(trainer, step)
-    costs: dict[str, float] = {}
+    costs: dict[str, tuple[float, float]] = {}
     for cb in callbacks:
         _sync(device)
-        t0 = time.perf_counter()
+        w0, c0 = now()
         cb.on_train_batch_start(before, module, batch, idx)
         cb.on_before_backward(before, module, loss)
         cb.on_after_backward(before, module)
         cb.on_before_optimizer_step(before, module, optimizer)
         cb.on_train_batch_end(after, module, outputs, batch, idx)
         _sync(device)
+        w1, c1 = now()
         name = callback_name(cb)
-        costs[name] = costs.get(name, 0.0) + time.perf_counter() - t0
+        w, c = costs.get(name, (0.0, 0.0))
+        costs[name] = (w + w1 - w0, c + c1 - c0)
     return costs
 
 
@@ -364,47 +517,61 @@ class TemplateSample:
     steady_ms: float  # mean of the window's steps outside any periodic event
     events_ms: float  # amortized cost of the periodic events per step
     direct_ms: float  # plain mean over every step of the window (events included as they fell)
+    step_cpu_ms: float  # step_ms in main-thread CPU time
     window: int
-    replay_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    replay_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # class -> callback -> wall ms
 
 
 def template_trainer(cfg: DictConfig, run_dir: Path, extra: Sequence[pl.Callback]) -> tuple[pl.Trainer, Any, Any]:
-    """What rnn_gradients.train.train builds (callbacks, checkpoints, interrupt handling, logger)."""
+    """What rnn_gradients.train.train builds: the same callbacks (cfg.callbacks, then periodic checkpoints
+    and interrupt handling), logger and Trainer."""
     module, data = train_mod.build(cfg)
     ckpt_dir = run_dir / "checkpoints"
     callbacks = [*train_mod.build_callbacks(cfg), PeriodicCheckpoint(ckpt_dir, cfg.checkpoint.every_n_steps),
-                 GracefulInterrupt(ckpt_dir), *extra]
+                 _InterruptOffMainThread(ckpt_dir), *extra]
     logger = train_mod.build_logger(cfg, None)
     trainer = hydra.utils.instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
     return trainer, module, data
 
 
-def template_sample(overrides: Sequence[str], warmup: int, window: int, workdir: Path, device: torch.device,
-                    tag: str) -> TemplateSample:
-    steps = warmup + window + 1
-    run_dir = Path(tempfile.mkdtemp(prefix=f"{tag}-", dir=workdir))
-    cfg = compose_cfg([*overrides, f"trainer.max_steps={steps}", f"trainer.val_check_interval={steps + 1}"], run_dir)
-    classes, freq, reps = cadence_classes(cfg)
-    timer = StepTimer(device, classes, reps)
-    with quiet():
+def template_participant(overrides: Sequence[str], warmup: int, window: int, workdir: Path, device: torch.device,
+                         block: int = 10**9) -> Callable[[Turns, str], Participant]:
+    """The template's training step: the real Trainer + SequenceModule from the composed config."""
+
+    def make(turns: Turns, name: str) -> Participant:
+        steps = steps_needed(warmup, window, block)
+        run_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=workdir))
+        cfg = compose_cfg([*overrides, f"trainer.max_steps={steps}", f"trainer.val_check_interval={steps + 1}"], run_dir)
+        classes, freq, reps = cadence_classes(cfg)
+        timer = StepTimer(TurnTaker(turns, name, block), device, classes, reps)
         trainer, module, data = template_trainer(cfg, run_dir, [timer])
-        trainer.fit(module, datamodule=data)
-    if trainer.global_step != steps:
-        raise RuntimeError(f"template run stopped at step {trainer.global_step} of {steps}")
-    window_steps = range(warmup + 1, warmup + window + 1)
-    steady = [timer.interval(s) for s in window_steps if not class_of(s, classes)] or [timer.interval(s) for s in window_steps]
-    steady_ms = 1e3 * sum(steady) / len(steady)
-    base = timer.replay[sig_name(())]
-    events_ms = 0.0
-    for sig in classes:
-        if sig:
-            extra = sum(timer.replay[sig_name(sig)].values()) - sum(base.values())
-            events_ms += 1e3 * freq[sig] * extra
-    direct_ms = 1e3 * sum(timer.interval(s) for s in window_steps) / window
-    replay_ms = {cls: {k: 1e3 * v for k, v in costs.items()} for cls, costs in timer.replay.items()}
-    del trainer, module, data
-    gc.collect()
-    return TemplateSample(steady_ms + events_ms, steady_ms, events_ms, direct_ms, window, replay_ms)
+
+        def run() -> None:
+            trainer.fit(module, datamodule=data)
+            if trainer.global_step != steps:
+                raise RuntimeError(f"template run stopped at step {trainer.global_step} of {steps}")
+
+        def result() -> TemplateSample:
+            window_steps = counted_window(timer.counted, warmup, window, steps - 1)
+            steady_steps = [s for s in window_steps if not class_of(s, classes)] or window_steps
+
+            def amortized(clock: int) -> tuple[float, float]:
+                steady = 1e3 * sum(timer.interval(s, clock) for s in steady_steps) / len(steady_steps)
+                base = sum(v[clock] for v in timer.replay[sig_name(())].values())
+                events = sum(1e3 * freq[sig] * (sum(v[clock] for v in timer.replay[sig_name(sig)].values()) - base)
+                             for sig in classes if sig)
+                return steady, events
+
+            steady_ms, events_ms = amortized(0)
+            steady_cpu, events_cpu = amortized(1)
+            direct_ms = 1e3 * sum(timer.interval(s) for s in window_steps) / len(window_steps)
+            replay_ms = {cls: {k: 1e3 * v[0] for k, v in costs.items()} for cls, costs in timer.replay.items()}
+            return TemplateSample(steady_ms + events_ms, steady_ms, events_ms, direct_ms, steady_cpu + events_cpu,
+                                  window, replay_ms)
+
+        return Participant(run, result)
+
+    return make
 
 
 @dataclass
@@ -412,28 +579,26 @@ class PlainSample:
     step_ms: float
     sample_ms: float  # task.sample per step
     loader_ms: float  # one batch through the template's DataLoader (TaskDataModule stream)
+    step_cpu_ms: float
 
 
-def plain_sample(cfg: DictConfig, warmup: int, window: int, device: torch.device, amp: bool = False,
-                 loader_batches: int = 0) -> PlainSample:
-    """The hand-written loop: same network (build), same optimizer factory, same batches (task.sample
-    from a torch.Generator seeded like the data module), loss.backward, clip_grad_norm_, opt.step."""
+def plain_stepper(cfg: DictConfig, device: torch.device, amp: bool = False) -> tuple[Callable[[], float], Any]:
+    """The hand-written loop: same network (build), same optimizer factory, same batches (task.sample from
+    a torch.Generator seeded like the data module), loss.backward, clip_grad_norm_, opt.step. Returns one
+    step as a function (which returns the seconds task.sample took) and the data module (for its loader)."""
     module, data = train_mod.build(cfg)
     net, task = module.network.to(device), module.task
     opt = hydra.utils.instantiate(cfg.optimizer)(net.parameters())
     generator = torch.Generator().manual_seed(cfg.seed)
-    mode, threshold = cfg.clipping.mode, cfg.clipping.threshold
+    mode, threshold, batch_size = cfg.clipping.mode, cfg.clipping.threshold, cfg.data.batch_size
     last_only = not task.per_step_output
     params = list(net.parameters())
     scaler = torch.amp.GradScaler(device.type) if amp else None
-    starts: list[float] = []
-    sampling: list[float] = []
-    for _ in range(warmup + window + 1):
-        _sync(device)
+
+    def step() -> float:
         t0 = time.perf_counter()
-        x, y = task.sample(cfg.data.batch_size, generator)
-        sampling.append(time.perf_counter() - t0)
-        starts.append(t0)
+        x, y = task.sample(batch_size, generator)
+        sampled = time.perf_counter() - t0
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         opt.zero_grad(set_to_none=True)
         if scaler is None:
@@ -453,20 +618,84 @@ def plain_sample(cfg: DictConfig, warmup: int, window: int, device: torch.device
         else:
             scaler.step(opt)
             scaler.update()
-    _sync(device)
-    starts.append(time.perf_counter())
-    lo, hi = warmup, warmup + window
-    step_ms = 1e3 * (starts[hi] - starts[lo]) / window
-    sample_ms = 1e3 * sum(sampling[lo:hi]) / window
-    loader_ms = float("nan")
-    if loader_batches:
-        it = iter(data.train_dataloader())
+        _sync(device)
+        return sampled
+
+    return step, data
+
+
+def loader_ms(data: Any, batches: int) -> float:
+    """ms per batch through the template's own DataLoader over the TaskDataModule stream."""
+    it = iter(data.train_dataloader())
+    next(it)
+    t0 = time.perf_counter()
+    for _ in range(batches):
         next(it)
-        t0 = time.perf_counter()
-        for _ in range(loader_batches):
-            next(it)
-        loader_ms = 1e3 * (time.perf_counter() - t0) / loader_batches
-    return PlainSample(step_ms, sample_ms, loader_ms)
+    return 1e3 * (time.perf_counter() - t0) / batches
+
+
+def plain_participant(cfg: DictConfig, warmup: int, window: int, device: torch.device, amp: bool = False,
+                      loader_batches: int = 0, block: int = 10**9) -> Callable[[Turns, str], Participant]:
+    def make(turns: Turns, name: str) -> Participant:
+        step, data = plain_stepper(cfg, device, amp)
+        taker = TurnTaker(turns, name, block)
+        walls: list[float] = []
+        cpus: list[float] = []
+        sampled: list[float] = []
+        loader: list[float] = []
+
+        def run() -> None:
+            for i in range(steps_needed(warmup, window, block)):
+                counted = taker.boundary()
+                _sync(device)
+                w0, c0 = now()
+                took = step()
+                w1, c1 = now()
+                if counted and i >= warmup and len(walls) < window:
+                    walls.append(w1 - w0)
+                    cpus.append(c1 - c0)
+                    sampled.append(took)
+            if loader_batches:
+                loader.append(loader_ms(data, loader_batches))
+
+        def result() -> PlainSample:
+            n = len(walls)
+            return PlainSample(1e3 * sum(walls) / n, 1e3 * sum(sampled) / n,
+                               loader[0] if loader else float("nan"), 1e3 * sum(cpus) / n)
+
+        return Participant(run, result)
+
+    return make
+
+
+def plain_sample(cfg: DictConfig, warmup: int, window: int, device: torch.device, amp: bool = False,
+                 max_seconds: float | None = None) -> PlainSample:
+    """The plain loop alone (no interleaving). With max_seconds the timed window ends early, after at
+    least 2 steps, once that much time has passed."""
+    step, _ = plain_stepper(cfg, device, amp)
+    for _ in range(warmup):
+        step()
+    walls: list[float] = []
+    cpus: list[float] = []
+    sampled: list[float] = []
+    t_start = time.perf_counter()
+    for i in range(window):
+        if max_seconds is not None and i >= 2 and time.perf_counter() - t_start > max_seconds:
+            break
+        w0, c0 = now()
+        sampled.append(step())
+        w1, c1 = now()
+        walls.append(w1 - w0)
+        cpus.append(c1 - c0)
+    n = len(walls)
+    return PlainSample(1e3 * sum(walls) / n, 1e3 * sum(sampled) / n, float("nan"), 1e3 * sum(cpus) / n)
+
+
+def template_sample(overrides: Sequence[str], warmup: int, window: int, workdir: Path, device: torch.device
+                    ) -> TemplateSample:
+    """One template run on its own (no interleaving)."""
+    with quiet():
+        return alternate({"template": template_participant(overrides, warmup, window, workdir, device)})["template"]
 
 
 def window_for(est_step_s: float, budget_s: float, lo: int, hi: int) -> int:
@@ -476,11 +705,30 @@ def window_for(est_step_s: float, budget_s: float, lo: int, hi: int) -> int:
     return max(lo, min(hi, n))
 
 
+def turn_block(est_step_s: float, mode: Mode, window: int) -> int:
+    """Steps per turn: one uncounted step plus enough counted ones to fill about mode.turn_s."""
+    return 1 + max(1, min(window, round(mode.turn_s / max(est_step_s, 1e-6))))
+
+
 def estimate_step_s(cfg: DictConfig, device: torch.device) -> float:
     return plain_sample(cfg, warmup=1, window=2, device=device).step_ms / 1e3
 
 
 # --------------------------------------------------------------------------------------------- rows 1-3
+
+
+def interleaved_samples(variants: Mapping[str, Callable[[Turns, str], Participant]], samples: int) -> dict[str, list[Any]]:
+    """`samples` step-interleaved runs of all variants (fresh models each time), the order of turns
+    reversed every other run: per variant, one sample per run."""
+    out: dict[str, list[Any]] = {name: [] for name in variants}
+    for r in range(samples):
+        order = counterbalanced(list(variants), r)
+        with quiet():
+            res = alternate({name: variants[name] for name in order})
+        for name in variants:
+            out[name].append(res[name])
+        gc.collect()
+    return out
 
 
 def bench_steps(mode: Mode, workdir: Path, device: torch.device, estimates: dict[tuple[str, int], float]) -> list[dict[str, Any]]:
@@ -493,12 +741,14 @@ def bench_steps(mode: Mode, workdir: Path, device: torch.device, estimates: dict
                 plain_cfg = compose_cfg(base)
                 est = estimates.setdefault((model, seq_len), estimate_step_s(plain_cfg, device))
                 window = window_for(est, mode.fit_budget_s, mode.min_window, mode.max_window)
-                log.info("steps %s: ~%.1f ms/step, window %d steps x %d samples", key, est * 1e3, window, mode.samples)
-                res = interleave({
-                    "template": lambda: template_sample(base, mode.warmup, window, workdir, device, "tpl"),
-                    "template_none": lambda: template_sample(
-                        step_overrides(mode, model, seq_len, callbacks="none"), mode.warmup, window, workdir, device, "none"),
-                    "plain": lambda: plain_sample(plain_cfg, mode.warmup, window, device, loader_batches=10),
+                block = turn_block(est, mode, window)
+                log.info("steps %s: ~%.1f ms/step, %d counted steps x %d samples, turns of %d steps",
+                         key, est * 1e3, window, mode.samples, block)
+                res = interleaved_samples({
+                    "template": template_participant(base, mode.warmup, window, workdir, device, block),
+                    "template_none": template_participant(
+                        step_overrides(mode, model, seq_len, callbacks="none"), mode.warmup, window, workdir, device, block),
+                    "plain": plain_participant(plain_cfg, mode.warmup, window, device, loader_batches=10, block=block),
                 }, mode.samples)
             except Exception as error:  # noqa: BLE001 - a broken row is reported, the others still run
                 log.exception("steps %s failed", key)
@@ -511,18 +761,22 @@ def bench_steps(mode: Mode, workdir: Path, device: torch.device, estimates: dict
             tpl_side = side("template (default callbacks)", [s.step_ms for s in tpl], "ms")
             none_side = side("template (callbacks=none)", [s.step_ms for s in none], "ms")
             plain_side = side("plain PyTorch loop", [s.step_ms for s in plain], "ms")
-            common = {"model": model, "seq_len": seq_len, "hidden": mode.hidden, "batch": mode.batch, "window": window}
+            common = {"model": model, "seq_len": seq_len, "hidden": mode.hidden, "batch": mode.batch, "window": window,
+                      "turn_block": block}
+            tpl_cpu, none_cpu, plain_cpu = (median([s.step_cpu_ms for s in xs]) for xs in (tpl, none, plain))
             rows.append(ratio_row(
                 f"template_vs_plain/{key}", "template_vs_plain", f"{model.upper()} T={seq_len}: template step / plain loop",
                 tpl_side, plain_side,
                 {**common, "template_steady_ms": median([s.steady_ms for s in tpl]),
                  "template_events_ms_per_step": median([s.events_ms for s in tpl]),
-                 "callbacks_none_ms": none_side["median"]},
+                 "callbacks_none_ms": none_side["median"],
+                 "cpu_time": {"a_median_ms": tpl_cpu, "b_median_ms": plain_cpu, "ratio": tpl_cpu / plain_cpu}},
             ))
             rows.append(ratio_row(
                 f"observatory_overhead/{key}", "observatory_overhead",
                 f"{model.upper()} T={seq_len}: default callbacks / callbacks=none", tpl_side, none_side,
-                {**common, **observatory_breakdown(tpl, none)},
+                {**common, **observatory_breakdown(tpl, none),
+                 "cpu_time": {"a_median_ms": tpl_cpu, "b_median_ms": none_cpu, "ratio": tpl_cpu / none_cpu}},
             ))
             rows.append(ratio_row(
                 f"data_share/{key}", "data_share", f"{model.upper()} T={seq_len}: task.sample / plain step",
@@ -549,8 +803,7 @@ def observatory_breakdown(tpl: Sequence[TemplateSample], none: Sequence[Template
 def bench_crosscheck(mode: Mode, workdir: Path, device: torch.device) -> dict[str, Any]:
     """The amortized estimate against a direct mean over one whole hyperperiod of real steps."""
     overrides = step_overrides(mode, "rnn", mode.seq_lens[0])
-    res = interleave({"default": lambda: template_sample(overrides, mode.warmup, mode.crosscheck_steps, workdir, device, "xc")}, 2)
-    samples = res["default"]
+    samples = [template_sample(overrides, mode.warmup, mode.crosscheck_steps, workdir, device) for _ in range(2)]
     direct, amortized = median([s.direct_ms for s in samples]), median([s.step_ms for s in samples])
     return {"config": f"rnn/T={mode.seq_lens[0]}", "window": mode.crosscheck_steps, "direct_ms": direct,
             "amortized_ms": amortized, "relative_difference": amortized / direct - 1, "n": len(samples)}
@@ -560,33 +813,40 @@ def bench_crosscheck(mode: Mode, workdir: Path, device: torch.device) -> dict[st
 
 
 def bench_scaling(mode: Mode, device: torch.device, estimates: dict[tuple[str, int], float]) -> list[dict[str, Any]]:
-    rows = []
-    points = [(model, T) for model in MODELS for T in mode.scaling_seq_lens]
-    cfgs = {p: compose_cfg(step_overrides(mode, p[0], p[1])) for p in points}
-    samples: dict[tuple[str, int], list[float]] = {p: [] for p in points}
+    """Plain step time against T for both models, with default floating point and with denormals flushed
+    to zero (the second series shows what the kernels alone cost); all points round-robin, n rounds."""
+    ftz_ok = device.type == "cpu" and torch.set_flush_denormal(False)
+    series = [(model, ftz) for model in MODELS for ftz in ((False, True) if ftz_ok else (False,))]
+    points = [(model, ftz, T) for model, ftz in series for T in mode.scaling_seq_lens]
+    cfgs = {T: {m: compose_cfg(step_overrides(mode, m, T)) for m in MODELS} for T in mode.scaling_seq_lens}
+    samples: dict[tuple[str, bool, int], list[float]] = {p: [] for p in points}
     for r in range(mode.scaling_rounds):
-        for p in counterbalanced(points, r):
-            est = estimates.get(p)
+        for model, ftz, T in counterbalanced(points, r):
+            seen = samples[(model, ftz, T)]
+            est = seen[0] / 1e3 if seen else None if ftz else estimates.get((model, T))
             window = mode.scaling_min_steps if est is None else window_for(est, mode.scaling_budget_s, mode.scaling_min_steps, 200)
-            ms = plain_sample(cfgs[p], warmup=1, window=window, device=device).step_ms
-            estimates.setdefault(p, ms / 1e3)
-            samples[p].append(ms)
-    for model in MODELS:
+            with flush_denormal(ftz):
+                ms = plain_sample(cfgs[T][model], warmup=1, window=window, device=device).step_ms
+            samples[(model, ftz, T)].append(ms)
+    rows = []
+    for model, ftz in series:
         Ts = list(mode.scaling_seq_lens)
-        meds = [median(samples[(model, T)]) for T in Ts]
+        meds = [median(samples[(model, ftz, T)]) for T in Ts]
         slope, intercept = linear_fit(Ts, meds)
         devs = [abs(y - (intercept + slope * T)) / y for T, y in zip(Ts, meds)]
         worst = max(range(len(Ts)), key=lambda i: devs[i])
         op, target = TARGETS["scaling"]
         rows.append({
-            "id": f"scaling/{model}", "group": "scaling", "title": f"{model.upper()}: plain step time against T",
+            "id": f"scaling/{model}" + ("/flush_denormal" if ftz else ""), "group": "scaling",
+            "title": f"{model.upper()}: plain step time against T" + (" (denormals flushed to zero)" if ftz else ""),
             "target": {"op": op, "value": target, "of": "worst_relative_deviation"},
             "status": "pass" if meets(op, devs[worst], target) else "fail",
-            "points": [{"T": T, "median": m, "n": len(samples[(model, T)]), "samples": samples[(model, T)], "unit": "ms"}
-                       for T, m in zip(Ts, meds)],
+            "points": [{"T": T, "median": m, "n": len(samples[(model, ftz, T)]), "samples": samples[(model, ftz, T)],
+                        "unit": "ms"} for T, m in zip(Ts, meds)],
             "fit": {"slope_ms_per_step": slope, "intercept_ms": intercept,
                     "worst_relative_deviation": devs[worst], "worst_at_T": Ts[worst]},
-            "details": {"hidden": mode.hidden, "batch": mode.batch},
+            "details": {"hidden": mode.hidden, "batch": mode.batch, "flush_denormal": ftz,
+                        "steps": "fresh model each sample, 1 warm-up step, then the timed window"},
         })
     return rows
 
@@ -612,17 +872,19 @@ def bench_denormals(mode: Mode, device: torch.device, estimates: dict[tuple[str,
         cfg = compose_cfg(step_overrides(mode, model, seq_len))
         est = estimates.get((model, seq_len)) or estimate_step_s(cfg, device)
         window = window_for(est, mode.fit_budget_s / 2, mode.min_window, mode.max_window)
+        # the LSTM's gradients decay into the denormal range only once it has trained a little
+        warmup = mode.denormal_lstm_warmup if model == "lstm" else mode.warmup
 
         def run(ftz: bool) -> float:
             with flush_denormal(ftz):
-                return plain_sample(cfg, mode.warmup, window, device).step_ms
+                return plain_sample(cfg, warmup, window, device).step_ms
 
         res = interleave({"default": lambda: run(False), "flush": lambda: run(True)}, mode.denormal_rounds)
         rows.append(info_row(
             row_id, "denormals", f"{model.upper()} T={seq_len}: plain step, default FP / denormals flushed to zero",
             side("default (denormals kept)", res["default"], "ms"),
             side("torch.set_flush_denormal(True)", res["flush"], "ms"),
-            {"model": model, "seq_len": seq_len, "window": window},
+            {"model": model, "seq_len": seq_len, "window": window, "after_steps": warmup},
         ))
     return rows
 
@@ -642,9 +904,9 @@ def bench_gpu(mode: Mode, workdir: Path) -> list[dict[str, Any]]:
     amp = precision.startswith("16")
     est = plain_sample(cfg, warmup=3, window=5, device=device, amp=amp).step_ms / 1e3
     window = window_for(est, mode.fit_budget_s, mode.min_window, max(mode.max_window, 200))
-    res = interleave({
-        "template": lambda: template_sample(overrides, mode.warmup + 3, window, workdir, device, "gpu"),
-        "plain": lambda: plain_sample(cfg, mode.warmup + 3, window, device, amp=amp),
+    res = interleaved_samples({
+        "template": template_participant(overrides, mode.warmup + 3, window, workdir, device, turn_block(est, mode, window)),
+        "plain": plain_participant(cfg, mode.warmup + 3, window, device, amp=amp, block=turn_block(est, mode, window)),
     }, mode.samples)
     return [ratio_row(
         row_id, "gpu", title,
@@ -652,6 +914,59 @@ def bench_gpu(mode: Mode, workdir: Path) -> list[dict[str, Any]]:
         side(f"plain loop (autocast fp16={amp})", [s.step_ms for s in res["plain"]], "ms"),
         {"device": torch.cuda.get_device_name(0), "seq_len": seq_len, "window": window, "precision": precision},
     )]
+
+
+# --------------------------------------------------------------------------------------------- threads
+
+
+def step_probe(spec: Mapping[str, Any]) -> dict[str, list[float]]:
+    """Plain-loop step times at each thread count of spec["threads"], interleaved (run in a subprocess
+    by bench_threads, because OMP_WAIT_POLICY only takes effect at process start)."""
+    mode = MODES[spec["mode"]]
+    cfg = compose_cfg(step_overrides(mode, spec["model"], spec["seq_len"]))
+    out: dict[str, list[float]] = {str(t): [] for t in spec["threads"]}
+    for r in range(spec["rounds"]):
+        for t in counterbalanced(spec["threads"], r):
+            torch.set_num_threads(t)
+            out[str(t)].append(plain_sample(cfg, 2, 100_000, torch.device("cpu"), max_seconds=spec["seconds"]).step_ms)
+    return out
+
+
+def bench_threads(mode: Mode, workdir: Path) -> list[dict[str, Any]]:
+    """LSTM step with all usable cores vs one thread, and with OpenMP's default (spinning) wait policy vs
+    OMP_WAIT_POLICY=PASSIVE: a multi-threaded process whose cores are shared with other busy processes
+    can stall at every parallel region."""
+    cores = len(os.sched_getaffinity(0))
+    model, seq_len = "lstm", mode.seq_lens[0]
+    titles = {
+        "threads/all_cores_vs_one": f"LSTM T={seq_len}: plain step, {cores} threads / 1 thread",
+        "threads/omp_active_vs_passive": f"LSTM T={seq_len}: {cores} threads, default OMP wait policy / PASSIVE",
+    }
+    if cores < 2:
+        return [{"id": k, "group": "threads", "title": v, "target": None, "status": "skipped",
+                 "reason": "one usable core", "details": {}} for k, v in titles.items()]
+
+    def probe(threads: list[int], policy: str | None) -> dict[str, list[float]]:
+        spec = {"mode": mode.name, "model": model, "seq_len": seq_len, "threads": threads, "rounds": 1,
+                "seconds": mode.threads_budget_s}
+        _, proc = _run([sys.executable, "-m", "rnn_gradients.bench", "--step-probe", json.dumps(spec)], workdir, 900,
+                       {"OMP_WAIT_POLICY": policy})
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    res = interleave({"default": lambda: probe([cores, 1], None), "passive": lambda: probe([cores], "PASSIVE")},
+                     mode.threads_rounds)
+    all_default = [x for r in res["default"] for x in r[str(cores)]]
+    one = [x for r in res["default"] for x in r["1"]]
+    all_passive = [x for r in res["passive"] for x in r[str(cores)]]
+    details = {"model": model, "seq_len": seq_len, "hidden": mode.hidden, "batch": mode.batch, "cores": cores,
+               "loadavg": list(os.getloadavg()), "inherited_OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")}
+    return [
+        info_row("threads/all_cores_vs_one", "threads", titles["threads/all_cores_vs_one"],
+                 side(f"{cores} threads (default OMP wait policy)", all_default, "ms"), side("1 thread", one, "ms"), details),
+        info_row("threads/omp_active_vs_passive", "threads", titles["threads/omp_active_vs_passive"],
+                 side(f"{cores} threads, default OMP wait policy", all_default, "ms"),
+                 side(f"{cores} threads, OMP_WAIT_POLICY=PASSIVE", all_passive, "ms"), details),
+    ]
 
 
 # --------------------------------------------------------------------------------------------- row 4: start-up
@@ -684,23 +999,51 @@ class FirstStepProbe(pl.Callback):
             write_json_atomic(self.path, self.marks)
 
 
-def _run(cmd: Sequence[str], cwd: Path, timeout: float) -> tuple[float, subprocess.CompletedProcess]:
+class HydraJobProbe(HydraCallback):
+    """Hydra callback (`+hydra.callbacks.bench_probe._target_=rnn_gradients.bench.HydraJobProbe
+    +hydra.callbacks.bench_probe.path=...`): when the job starts, i.e. after the imports, main()'s own
+    checks, Hydra's composition and the creation of the run directory."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        write_json_atomic(self.path, {"job_start": time.time()})
+
+
+def _run(cmd: Sequence[str], cwd: Path, timeout: float, env_extra: Mapping[str, str | None] | None = None
+         ) -> tuple[float, subprocess.CompletedProcess]:
+    """Run a command in its own process group; on timeout the whole group (joblib workers too) is killed
+    and subprocess.TimeoutExpired raised."""
     env = dict(os.environ)
     env.pop("HYDRA_FULL_ERROR", None)
+    for key, value in (env_extra or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     t0 = time.perf_counter()
-    proc = subprocess.run(list(cmd), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.Popen(list(cmd), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 9)
+        proc.communicate()
+        raise
     wall = time.perf_counter() - t0
+    done = subprocess.CompletedProcess(list(cmd), proc.returncode, stdout, stderr)
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:6])} ... exited {proc.returncode}:\n{(proc.stdout + proc.stderr)[-3000:]}")
-    return wall, proc
+        raise RuntimeError(f"{' '.join(cmd[:6])} ... exited {proc.returncode}:\n{(stdout + stderr)[-3000:]}")
+    return wall, done
 
 
-def import_times(workdir: Path) -> dict[str, Any]:
-    """`python -X importtime -c "import rnn_gradients.train"`: import seconds by top-level package (the
-    modules' own times summed, so the packages add up to the total)."""
-    _, proc = _run([sys.executable, "-X", "importtime", "-c", "import rnn_gradients.train"], workdir, 300)
+def import_breakdown(stderr: str) -> dict[str, Any]:
+    """Parse `python -X importtime` output: import seconds by top-level package (the modules' own times
+    summed, so the packages add up to the total)."""
     totals: dict[str, float] = {}
-    for line in proc.stderr.splitlines():
+    for line in stderr.splitlines():
         m = re.match(r"import time:\s+(\d+)\s+\|\s+(\d+)\s+\|\s*(\S+)", line)
         if m:
             root = m.group(3).split(".")[0]
@@ -716,12 +1059,14 @@ def bench_startup(mode: Mode, workdir: Path) -> list[dict[str, Any]]:
     def train_run() -> dict[str, float]:
         i = len(runs)
         out = workdir / f"startup{i}"
-        marks_path = workdir / f"startup{i}.json"
+        marks_path, job_path = workdir / f"startup{i}.json", workdir / f"startup{i}_job.json"
         cmd = [py, "-m", "rnn_gradients.train", "trainer.max_steps=1", f"paths.output_dir={out}", *mode.train_extra,
-               "+callbacks.bench_probe._target_=rnn_gradients.bench.FirstStepProbe", f"+callbacks.bench_probe.path={marks_path}"]
+               "+callbacks.bench_probe._target_=rnn_gradients.bench.FirstStepProbe", f"+callbacks.bench_probe.path={marks_path}",
+               "+hydra.callbacks.bench_probe._target_=rnn_gradients.bench.HydraJobProbe",
+               f"+hydra.callbacks.bench_probe.path={job_path}"]
         launch = time.time()
         wall, _ = _run(cmd, workdir, 600)
-        marks = json.loads(marks_path.read_text())
+        marks = {**json.loads(job_path.read_text()), **json.loads(marks_path.read_text())}
         rel = {k: v - launch for k, v in marks.items()}
         rel["exit"] = wall
         runs.append(rel)
@@ -729,6 +1074,13 @@ def bench_startup(mode: Mode, workdir: Path) -> list[dict[str, Any]]:
 
     def timed(cmd: Sequence[str]) -> Callable[[], float]:
         return lambda: _run(cmd, workdir, 300)[0]
+
+    imports_seen: list[tuple[float, str]] = []
+
+    def imports() -> float:  # -X importtime costs a clock read per module: noise next to the imports
+        wall, proc = _run([py, "-X", "importtime", "-c", "import rnn_gradients.train"], workdir, 300)
+        imports_seen.append((wall, proc.stderr))
+        return wall
 
     def compose_s() -> float:
         t0 = time.perf_counter()
@@ -738,29 +1090,34 @@ def bench_startup(mode: Mode, workdir: Path) -> list[dict[str, Any]]:
     res = interleave({
         "train": train_run,
         "interpreter": timed([py, "-c", "pass"]),
-        "imports": timed([py, "-c", "import rnn_gradients.train"]),
+        "imports": imports,
         "compose": compose_s,
     }, mode.startup_runs)
-    first = [r["first_step"] for r in res["train"]]
-    interp, imports = median(res["interpreter"]), median(res["imports"])
-    built, setup = median([r["callbacks_built"] for r in res["train"]]), median([r["setup"] for r in res["train"]])
-    train_start = median([r["train_start"] for r in res["train"]])
-    first_med = median(first)
+    train_runs = res["train"]
+
+    def phase(start: str | None, end: str) -> float:  # median over the runs of one process's own phase
+        return median([r[end] - (r[start] if start else 0.0) for r in train_runs])
+
+    interp = median(res["interpreter"])
     breakdown = {
+        # phases of the real command, from the wall-clock marks its probes wrote; medians over the runs
+        "launch_to_job_start_s": phase(None, "job_start"),  # interpreter, imports, main()'s checks, Hydra composition, run dir
+        "job_start_to_model_built_s": phase("job_start", "callbacks_built"),  # validation, config_resolved.yaml, model, data, callbacks
+        "trainer_construction_s": phase("callbacks_built", "setup"),
+        "fit_setup_to_train_start_s": phase("setup", "train_start"),  # includes the observatory's step-0 probes and plot
+        "train_start_to_first_step_s": phase("train_start", "first_step"),
+        "first_step_duration_s": phase("first_step", "first_step_end"),
+        "command_total_s": median([r["exit"] for r in train_runs]),
+        # parts of the first phase, measured separately (interleaved with the runs above)
         "interpreter_s": interp,
-        "imports_s": imports - interp,
-        "config_and_build_s": built - imports,  # main's checks + Hydra composition + run dir + build (model, data)
-        "trainer_setup_s": setup - built,  # Trainer(...) and the start of fit
-        "fit_start_to_train_start_s": train_start - setup,  # includes the observatory's step-0 probes and plot
-        "train_start_to_first_step_s": first_med - train_start,
-        "hydra_compose_in_process_s": median(res["compose"]),
-        "first_step_duration_s": median([r["first_step_end"] - r["first_step"] for r in res["train"]]),
-        "command_total_s": median([r["exit"] for r in res["train"]]),
+        "imports_s": median(res["imports"]) - interp,  # `python -c "import rnn_gradients.train"` minus an empty interpreter
+        "hydra_compose_in_process_s": median(res["compose"]),  # one composition; main() composes twice
     }
-    details = {"breakdown": breakdown, "runs": res["train"], "import_top": import_times(workdir),
+    typical = sorted(imports_seen)[len(imports_seen) // 2][1]  # the run of median wall time
+    details = {"breakdown": breakdown, "runs": train_runs, "import_top": import_breakdown(typical),
                "command": "python -m rnn_gradients.train trainer.max_steps=1 " + " ".join(mode.train_extra)}
     return [info_row("startup/train", "startup", "launch of `python -m rnn_gradients.train` to its first training step",
-                     side("time to first step", first, "s"), None, details)]
+                     side("time to first step", [r["first_step"] for r in train_runs], "s"), None, details)]
 
 
 # --------------------------------------------------------------------------------------------- row 5: sweep
@@ -770,13 +1127,20 @@ def bench_sweep(mode: Mode, workdir: Path) -> list[dict[str, Any]]:
     seeds = ",".join(str(i) for i in range(mode.sweep_jobs))
     counter = {"basic": 0, "parallel": 0}
 
+    timed_out: dict[str, int] = {"basic": 0, "parallel": 0}
+
     def sweep(launcher: str) -> float:
         counter[launcher] += 1
         out = workdir / f"sweep_{launcher}{counter[launcher]}"
         cmd = [sys.executable, "-m", "rnn_gradients.train", "-m", f"seed={seeds}", f"trainer.max_steps={mode.sweep_steps}",
                "trainer.enable_progress_bar=false", f"paths.output_dir={out}", *mode.train_extra]
         cmd += ["hydra/launcher=basic"] if launcher == "basic" else ["hydra/launcher=parallel", "hydra.launcher.n_jobs=2"]
-        wall, _ = _run(cmd, workdir, 1800)
+        try:
+            wall, _ = _run(cmd, workdir, mode.sweep_timeout_s)
+        except subprocess.TimeoutExpired:  # the time so far is a lower bound; the row says so
+            log.warning("%s sweep killed after %.0f s", launcher, mode.sweep_timeout_s)
+            timed_out[launcher] += 1
+            return float(mode.sweep_timeout_s)
         done = [json.loads(p.read_text()).get("status") for p in out.glob("multirun/*/*/summary.json")]
         if len(done) != mode.sweep_jobs or any(s not in ("completed", "diverged") for s in done):
             raise RuntimeError(f"{launcher} sweep finished {done}, expected {mode.sweep_jobs} completed jobs")
@@ -790,7 +1154,8 @@ def bench_sweep(mode: Mode, workdir: Path) -> list[dict[str, Any]]:
         side("hydra/launcher=parallel n_jobs=2, wall", res["parallel"], "s"),
         {"jobs": mode.sweep_jobs, "steps": mode.sweep_steps, "cores": len(os.sched_getaffinity(0)),
          "threads": "num_threads=0: all cores for the sequential jobs, cores/2 for each parallel job",
-         "extra_overrides": list(mode.train_extra)},
+         "extra_overrides": list(mode.train_extra),
+         "timed_out_runs": timed_out, "timeout_s": mode.sweep_timeout_s},
     )]
 
 
@@ -870,7 +1235,7 @@ def summarize(rows: Sequence[dict[str, Any]], threads: int) -> dict[str, Any]:
     return out
 
 
-SECTIONS = ("steps", "crosscheck", "scaling", "denormals", "startup", "sweep", "gpu")
+SECTIONS = ("steps", "crosscheck", "scaling", "denormals", "threads", "startup", "sweep", "gpu")
 
 
 def run_benchmark(mode: Mode, threads: int, out_dir: Path, sections: Sequence[str] = SECTIONS) -> dict[str, Any]:
@@ -896,6 +1261,8 @@ def run_benchmark(mode: Mode, threads: int, out_dir: Path, sections: Sequence[st
                     rows += bench_scaling(mode, device, estimates)
                 elif section == "denormals":
                     rows += bench_denormals(mode, device, estimates)
+                elif section == "threads":
+                    rows += bench_threads(mode, workdir)
                 elif section == "startup":
                     rows += bench_startup(mode, workdir)
                 elif section == "sweep":
@@ -929,7 +1296,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "the OpenMP stalls a multi-threaded process suffers on a shared machine); 0 = the "
                              "template's auto (all usable cores)")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
+    parser.add_argument("--step-probe", metavar="JSON", help=argparse.SUPPRESS)  # internal: bench_threads' subprocess
     args = parser.parse_args(argv)
+    if args.step_probe:
+        train_mod.quiet_known_warnings()
+        sys.stdout.write(json.dumps(step_probe(json.loads(args.step_probe))) + "\n")
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
     mode = TINY if args.tiny else QUICK if args.quick else FULL
     sections = [s.strip() for s in args.only.split(",") if s.strip()]

@@ -32,8 +32,9 @@ class SweepReport:
         return {s: sum(j["status"] == s for j in self.jobs) for s in STATUSES}
 
     @property
-    def failed(self) -> bool:
-        return any(j["status"] in ("failed", "missing") for j in self.jobs)
+    def incomplete(self) -> bool:
+        """Some job failed, was killed or interrupted (diverging is an outcome, not a failure)."""
+        return any(j["status"] in ("failed", "missing", "interrupted") for j in self.jobs)
 
     def markdown(self) -> str:
         lines = [f"# Sweep {self.sweep_dir}", "", " | ".join(f"{k}: {v}" for k, v in self.counts.items()), "",
@@ -74,18 +75,35 @@ def collect(sweep_dir: Path) -> SweepReport:
 
 
 LAST_REPORT: SweepReport | None = None  # read by train.main() to set the exit code
+ACTIVE_SWEEP: Path | None = None  # set when a multirun starts, so a launcher crash still gets its report
+
+
+def write_report(sweep_dir: Path) -> SweepReport:
+    """Collect, save (sweep_report.md / .json) and log the report of a sweep."""
+    global LAST_REPORT
+    report = collect(sweep_dir)
+    LAST_REPORT = report
+    write_text_atomic(sweep_dir / "sweep_report.md", report.markdown())
+    write_json_atomic(sweep_dir / "sweep_report.json", {"counts": report.counts, "jobs": report.jobs})
+    log.info("Sweep finished: %s", ", ".join(f"{v} {k}" for k, v in report.counts.items() if v))
+    for job in report.jobs:
+        if job["status"] != "completed":
+            log.warning("  job %s %s: %s", job["job"], job["status"], job["reason"])
+    log.info("Report: %s", sweep_dir / "sweep_report.md")
+    return report
 
 
 class SweepReportCallback(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        global ACTIVE_SWEEP
+        ACTIVE_SWEEP = Path(config.hydra.sweep.dir)
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        global LAST_REPORT
-        sweep_dir = Path(config.hydra.sweep.dir)
-        report = collect(sweep_dir)
-        LAST_REPORT = report
-        write_text_atomic(sweep_dir / "sweep_report.md", report.markdown())
-        write_json_atomic(sweep_dir / "sweep_report.json", {"counts": report.counts, "jobs": report.jobs})
-        log.info("Sweep finished: %s", ", ".join(f"{v} {k}" for k, v in report.counts.items() if v))
-        for job in report.jobs:
-            if job["status"] != "completed":
-                log.warning("  job %s %s: %s", job["job"], job["status"], job["reason"])
-        log.info("Report: %s", sweep_dir / "sweep_report.md")
+        write_report(Path(config.hydra.sweep.dir))
+
+
+def report_after_launcher_crash() -> None:
+    """A launcher that raises (joblib when a worker is SIGKILLed, submitit when a job dies) skips
+    on_multirun_end; train.main() calls this so the jobs that did run are still reported."""
+    if ACTIVE_SWEEP is not None and LAST_REPORT is None and ACTIVE_SWEEP.is_dir():
+        write_report(ACTIVE_SWEEP)

@@ -278,8 +278,12 @@ def main() -> None:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)
-    _hydra_main()
-    if sweep_report.LAST_REPORT is not None and sweep_report.LAST_REPORT.failed:
+    try:
+        _hydra_main()
+    except SystemExit:
+        sweep_report.report_after_launcher_crash()
+        raise
+    if sweep_report.LAST_REPORT is not None and sweep_report.LAST_REPORT.incomplete:
         sys.exit(1)
 
 
