@@ -74,6 +74,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "trainer.log_every_n_steps": (positive_int, "an integer > 0"),
     "checkpoint.every_n_steps": (non_negative_int, "an integer >= 0 (0 = only at the end and on interruption)"),
     "resume": (lambda v: isinstance(v, bool), "true or false"),
+    "flush_denormal": (lambda v: isinstance(v, bool), "true or false"),
     "min_free_disk_mb": (non_negative_int, "an integer >= 0"),
 }
 

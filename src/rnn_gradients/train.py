@@ -173,6 +173,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     threads = resolve_num_threads(cfg.num_threads)
     torch.set_num_threads(threads)
+    torch.set_flush_denormal(bool(cfg.flush_denormal))  # the probe runs in float64, far above denormals
     write_text_atomic(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     module, data = build(cfg)
     ckpt_dir = run_dir / "checkpoints"
