@@ -537,6 +537,12 @@ class TemplateSample:
     replay_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # class -> callback -> wall ms
 
 
+def apply_fp_mode(cfg: DictConfig) -> None:
+    """What train.train does to floating point: flush denormals to zero when cfg.flush_denormal (the
+    setting lives in the CPU's per-thread control register, so every thread that computes calls this)."""
+    torch.set_flush_denormal(bool(cfg.get("flush_denormal", False)))
+
+
 def template_trainer(cfg: DictConfig, run_dir: Path, extra: Sequence[pl.Callback]) -> tuple[pl.Trainer, Any, Any]:
     """What rnn_gradients.train.train builds: the same callbacks (cfg.callbacks, then periodic checkpoints
     and interrupt handling), logger and Trainer."""
@@ -562,6 +568,7 @@ def template_participant(overrides: Sequence[str], warmup: int, window: int, wor
         trainer, module, data = template_trainer(cfg, run_dir, [timer])
 
         def run() -> None:
+            apply_fp_mode(cfg)
             trainer.fit(module, datamodule=data)
             if trainer.global_step != steps:
                 raise RuntimeError(f"template run stopped at step {trainer.global_step} of {steps}")
@@ -660,6 +667,7 @@ def plain_participant(cfg: DictConfig, warmup: int, window: int, device: torch.d
         loader: list[float] = []
 
         def run() -> None:
+            apply_fp_mode(cfg)
             for i in range(steps_needed(warmup, window, block)):
                 counted = taker.boundary()
                 _sync(device)
@@ -726,7 +734,8 @@ def turn_block(est_step_s: float, mode: Mode, window: int) -> int:
 
 
 def estimate_step_s(cfg: DictConfig, device: torch.device) -> float:
-    return plain_sample(cfg, warmup=1, window=2, device=device).step_ms / 1e3
+    with flush_denormal(bool(cfg.get("flush_denormal", False))):
+        return plain_sample(cfg, warmup=1, window=2, device=device).step_ms / 1e3
 
 
 # --------------------------------------------------------------------------------------------- rows 1-3
@@ -828,17 +837,19 @@ def bench_crosscheck(mode: Mode, workdir: Path, device: torch.device) -> dict[st
 
 
 def bench_scaling(mode: Mode, device: torch.device, estimates: dict[tuple[str, int], float]) -> list[dict[str, Any]]:
-    """Plain step time against T for both models, with default floating point and with denormals flushed
-    to zero (the second series shows what the kernels alone cost); all points round-robin, n rounds."""
+    """Plain step time against T for both models, with the config's floating-point mode (flush_denormal)
+    and, where flush-to-zero exists, with the other one; all points round-robin, n rounds."""
     ftz_ok = device.type == "cpu" and torch.set_flush_denormal(False)
-    series = [(model, ftz) for model in MODELS for ftz in ((False, True) if ftz_ok else (False,))]
+    default_ftz = bool(compose_cfg([]).get("flush_denormal", False)) and ftz_ok
+    modes = (default_ftz, not default_ftz) if ftz_ok else (False,)
+    series = [(model, ftz) for model in MODELS for ftz in modes]
     points = [(model, ftz, T) for model, ftz in series for T in mode.scaling_seq_lens]
     cfgs = {T: {m: compose_cfg(step_overrides(mode, m, T)) for m in MODELS} for T in mode.scaling_seq_lens}
     samples: dict[tuple[str, bool, int], list[float]] = {p: [] for p in points}
     for r in range(mode.scaling_rounds):
         for model, ftz, T in counterbalanced(points, r):
             seen = samples[(model, ftz, T)]
-            est = seen[0] / 1e3 if seen else None if ftz else estimates.get((model, T))
+            est = seen[0] / 1e3 if seen else estimates.get((model, T)) if ftz == default_ftz else None
             window = mode.scaling_min_steps if est is None else window_for(est, mode.scaling_budget_s, mode.scaling_min_steps, 200)
             with flush_denormal(ftz):
                 ms = plain_sample(cfgs[T][model], warmup=1, window=window, device=device).step_ms
@@ -850,9 +861,11 @@ def bench_scaling(mode: Mode, device: torch.device, estimates: dict[tuple[str, i
         slope, intercept = linear_fit(Ts, meds)
         devs = [abs(y - (intercept + slope * T)) / y for T, y in zip(Ts, meds)]
         worst = max(range(len(Ts)), key=lambda i: devs[i])
+        suffix = "" if ftz == default_ftz else "/flush_denormal" if ftz else "/denormals_kept"
         rows.append({
-            "id": f"scaling/{model}" + ("/flush_denormal" if ftz else ""), "group": "scaling",
-            "title": f"{model.upper()}: plain step time against T" + (" (denormals flushed to zero)" if ftz else ""),
+            "id": f"scaling/{model}{suffix}", "group": "scaling",
+            "title": f"{model.upper()}: plain step time against T, "
+                     + ("denormals flushed to zero" if ftz else "denormals kept (IEEE default)"),
             "target": None,  # reported, not judged: how far from linear the cost is
             "status": "info",
             "points": [{"T": T, "median": m, "n": len(samples[(model, ftz, T)]), "samples": samples[(model, ftz, T)],
@@ -860,6 +873,7 @@ def bench_scaling(mode: Mode, device: torch.device, estimates: dict[tuple[str, i
             "fit": {"slope_ms_per_step": slope, "intercept_ms": intercept,
                     "worst_relative_deviation": devs[worst], "worst_at_T": Ts[worst]},
             "details": {"hidden": mode.hidden, "batch": mode.batch, "flush_denormal": ftz,
+                        "config_default": ftz == default_ftz,
                         "steps": "fresh model each sample, 1 warm-up step, then the timed window"},
         })
     return rows
@@ -867,6 +881,7 @@ def bench_scaling(mode: Mode, device: torch.device, estimates: dict[tuple[str, i
 
 @contextlib.contextmanager
 def flush_denormal(enabled: bool) -> Iterator[None]:
+    """Flush-to-zero on (or off) in the calling thread for the block, off again after it."""
     torch.set_flush_denormal(enabled)
     try:
         yield
@@ -940,6 +955,7 @@ def step_probe(spec: Mapping[str, Any]) -> dict[str, list[float]]:
     cfgs = {m: compose_cfg(step_overrides(mode, m, spec["seq_len"])) for m in spec["models"]}
     variants = [(m, t) for m in spec["models"] for t in spec["threads"]]
     out: dict[str, list[float]] = {f"{m}/{t}": [] for m, t in variants}
+    apply_fp_mode(next(iter(cfgs.values())))
     for r in range(spec["rounds"]):
         for m, t in counterbalanced(variants, r):
             torch.set_num_threads(t)
@@ -1117,6 +1133,18 @@ def bench_startup(mode: Mode, workdir: Path) -> list[dict[str, Any]]:
     def timed(cmd: Sequence[str]) -> Callable[[], float]:
         return lambda: _run(cmd, workdir, 300)[0]
 
+    traced: list[str] = []  # stderr of `-X importtime` runs
+
+    def imports() -> float:
+        """Seconds `import rnn_gradients.train` takes, timed inside a fresh interpreter (so neither its
+        start nor its exit counts); --tiny runs it under -X importtime, sparing a process."""
+        importtime = ["-X", "importtime"] if mode.name == "tiny" else []
+        code = "import time; t = time.perf_counter(); import rnn_gradients.train; print(time.perf_counter() - t)"
+        _, proc = _run([py, *importtime, "-c", code], workdir, 300)
+        if importtime:
+            traced.append(proc.stderr)
+        return float(proc.stdout.strip().splitlines()[-1])
+
     def compose_s() -> float:
         t0 = time.perf_counter()
         compose_cfg([])
@@ -1125,9 +1153,7 @@ def bench_startup(mode: Mode, workdir: Path) -> list[dict[str, Any]]:
     res = interleave({
         "train": train_run,
         "interpreter": timed([py, "-c", "pass"]),
-        # --tiny times the import under -X importtime too, to spare a process (its clock reads cost a little)
-        "imports": timed([py, "-X", "importtime", "-c", "import rnn_gradients.train"] if mode.name == "tiny"
-                         else [py, "-c", "import rnn_gradients.train"]),
+        "imports": imports,
         "compose": compose_s,
     }, mode.startup_runs)
     train_runs = res["train"]
@@ -1147,12 +1173,12 @@ def bench_startup(mode: Mode, workdir: Path) -> list[dict[str, Any]]:
         "command_total_s": median([r["exit"] for r in train_runs]),
         # parts of the first phase, measured separately (interleaved with the runs above)
         "interpreter_s": interp,
-        "imports_s": median(res["imports"]) - interp,  # `python -c "import rnn_gradients.train"` minus an empty interpreter
+        "imports_s": median(res["imports"]),  # `import rnn_gradients.train` in a fresh interpreter
         "hydra_compose_in_process_s": median(res["compose"]),  # one composition; main() composes twice
     }
-    # where the import time goes, from one more run under -X importtime (not timed: it adds its own cost)
-    _, traced = _run([py, "-X", "importtime", "-c", "import rnn_gradients.train"], workdir, 300)
-    details = {"breakdown": breakdown, "runs": train_runs, "import_top": import_breakdown(traced.stderr),
+    if not traced:  # where the import time goes: one more run, under -X importtime (not timed)
+        traced.append(_run([py, "-X", "importtime", "-c", "import rnn_gradients.train"], workdir, 300)[1].stderr)
+    details = {"breakdown": breakdown, "runs": train_runs, "import_top": import_breakdown(traced[-1]),
                "command": "python -m rnn_gradients.train trainer.max_steps=1 " + " ".join(mode.train_extra)}
     return [info_row("startup/train", "startup", "launch of `python -m rnn_gradients.train` to its first training step",
                      side("time to first step", [r["first_step"] for r in train_runs], "s"), None, details)]
@@ -1198,7 +1224,11 @@ def bench_sweep(mode: Mode, workdir: Path) -> list[dict[str, Any]]:
         {"jobs": mode.sweep_jobs, "steps": mode.sweep_steps, "cores": len(os.sched_getaffinity(0)),
          "threads": "num_threads=0: all cores for the sequential jobs, cores/2 for each parallel job",
          "extra_overrides": list(mode.train_extra),
-         "timed_out_runs": timed_out, "timeout_s": mode.sweep_timeout_s},
+         "timed_out_runs": timed_out, "timeout_s": mode.sweep_timeout_s,
+         # a killed run counts as the timeout: then the speed-up is a lower (basic) or upper (parallel) bound
+         "ratio_bound": "lower" if timed_out["basic"] and not timed_out["parallel"]
+         else "upper" if timed_out["parallel"] and not timed_out["basic"] else None if not any(timed_out.values())
+         else "unknown"},
     )]
 
 
@@ -1258,6 +1288,8 @@ def render_table(result: dict[str, Any]) -> str:
             raw = f"{fmt_value(a['median'], a['unit'])} ({a['n']})"
             if b:
                 raw += f" / {fmt_value(b['median'], b['unit'])} ({b['n']})"
+            if row["details"].get("ratio_bound"):
+                raw += f"  [{row['details']['ratio_bound']} bound: a run hit the {row['details']['timeout_s']:.0f} s timeout]"
         lines.append(f"{row['id']:<38} {tgt:>9} {measured:>10} {row['status']:>8}   {raw}")
     summary = result.get("summary", {})
     if summary:
