@@ -72,7 +72,7 @@ def test_every_expected_row_is_present(tiny):
         for model in ("rnn", "lstm"):
             for seq_len in seq_lens:
                 assert f"{group}/{model}/T={seq_len}" in ids
-    assert {"scaling/rnn", "scaling/lstm", "startup/train", "sweep/parallel_vs_basic", "gpu/lstm",
+    assert {"scaling/rnn", "scaling/lstm", "startup/train", "sweep/parallel_vs_basic", "sweep/parallel_vs_basic_1thread", "gpu/lstm",
             "threads/all_cores_vs_one", "threads/omp_active_vs_passive"} <= ids
     for model in ("rnn", "lstm"):
         assert f"denormals/{model}/T={seq_lens[-1]}" in ids

@@ -33,6 +33,8 @@ from rnn_gradients.paths import config_dir
         (["trainer.max_steps=0"], "trainer.max_steps", "an integer > 0"),
         (["trainer.val_check_interval=0"], "trainer.val_check_interval", "an integer > 0"),
         (["seed=-1"], "seed", "an integer >= 0"),
+        (["malloc_keep_mb=-1"], "malloc_keep_mb", "an integer >= 0"),
+        (["progress_bar_refresh_rate=0"], "progress_bar_refresh_rate", "an integer > 0"),
         (["data=adding", "data.seq_len=1"], "data.seq_len", ">= 2"),
     ],
 )

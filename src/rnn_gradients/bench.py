@@ -55,9 +55,10 @@ from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
 from rnn_gradients import train as train_mod
-from rnn_gradients.callbacks.checkpointing import GracefulInterrupt, PeriodicCheckpoint
+from rnn_gradients.callbacks.checkpointing import GracefulInterrupt
 from rnn_gradients.io_utils import write_json_atomic
 from rnn_gradients.paths import config_dir
+from rnn_gradients.runtime import keep_freed_memory, resolve_num_threads
 
 log = logging.getLogger("rnn_gradients.bench")
 
@@ -544,14 +545,10 @@ def apply_fp_mode(cfg: DictConfig) -> None:
 
 
 def template_trainer(cfg: DictConfig, run_dir: Path, extra: Sequence[pl.Callback]) -> tuple[pl.Trainer, Any, Any]:
-    """What rnn_gradients.train.train builds: the same callbacks (cfg.callbacks, then periodic checkpoints
-    and interrupt handling), logger and Trainer."""
+    """What rnn_gradients.train.train builds (train.make_trainer), with interrupt handling that works off
+    the main thread."""
     module, data = train_mod.build(cfg)
-    ckpt_dir = run_dir / "checkpoints"
-    callbacks = [*train_mod.build_callbacks(cfg), PeriodicCheckpoint(ckpt_dir, cfg.checkpoint.every_n_steps),
-                 _InterruptOffMainThread(ckpt_dir), *extra]
-    logger = train_mod.build_logger(cfg, None)
-    trainer = hydra.utils.instantiate(cfg.trainer, logger=logger, callbacks=callbacks)
+    trainer = train_mod.make_trainer(cfg, run_dir, None, [_InterruptOffMainThread(run_dir / "checkpoints"), *extra])
     return trainer, module, data
 
 
@@ -1187,18 +1184,28 @@ def bench_startup(mode: Mode, workdir: Path) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------------------------- row 5: sweep
 
 
-def bench_sweep(mode: Mode, workdir: Path) -> list[dict[str, Any]]:
-    seeds = ",".join(str(i) for i in range(mode.sweep_jobs))
-    counter = {"basic": 0, "parallel": 0}
+SWEEP_LAUNCHERS = {
+    # name -> overrides; num_threads=0 (auto) gives a sequential job all cores and each of 2 parallel jobs one
+    "basic": ["hydra/launcher=basic"],
+    "parallel": ["hydra/launcher=parallel", "hydra.launcher.n_jobs=2"],
+    "basic_1thread": ["hydra/launcher=basic", "num_threads=1"],
+}
 
-    timed_out: dict[str, int] = {"basic": 0, "parallel": 0}
+
+def bench_sweep(mode: Mode, workdir: Path) -> list[dict[str, Any]]:
+    """Row 5: a sweep's wall time with the joblib launcher vs sequentially (all cores per job, the
+    default), and vs sequentially at one thread per job (what the parallel launcher's jobs get: isolates
+    the launcher's own efficiency from what a second thread buys a single job)."""
+    seeds = ",".join(str(i) for i in range(mode.sweep_jobs))
+    counter = dict.fromkeys(SWEEP_LAUNCHERS, 0)
+    timed_out = dict.fromkeys(SWEEP_LAUNCHERS, 0)
 
     def sweep(launcher: str) -> float:
         counter[launcher] += 1
         out = workdir / f"sweep_{launcher}{counter[launcher]}"
         cmd = [sys.executable, "-m", "rnn_gradients.train", "-m", f"seed={seeds}", f"trainer.max_steps={mode.sweep_steps}",
-               "trainer.enable_progress_bar=false", f"paths.output_dir={out}", *mode.train_extra]
-        cmd += ["hydra/launcher=basic"] if launcher == "basic" else ["hydra/launcher=parallel", "hydra.launcher.n_jobs=2"]
+               "trainer.enable_progress_bar=false", f"paths.output_dir={out}", *mode.train_extra,
+               *SWEEP_LAUNCHERS[launcher]]
         try:
             wall, _ = _run(cmd, workdir, mode.sweep_timeout_s)
         except subprocess.TimeoutExpired:  # the time so far is a lower bound; the row says so
@@ -1210,26 +1217,38 @@ def bench_sweep(mode: Mode, workdir: Path) -> list[dict[str, Any]]:
             raise RuntimeError(f"{launcher} sweep finished {done}, expected {mode.sweep_jobs} completed jobs")
         return wall
 
-    res: dict[str, list[float]] = {"basic": [], "parallel": []}
+    res: dict[str, list[float]] = {name: [] for name in SWEEP_LAUNCHERS}
     for r in range(mode.sweep_runs):
-        for launcher in counterbalanced(["basic", "parallel"], r):
+        for launcher in counterbalanced(list(SWEEP_LAUNCHERS), r):
             if timed_out[launcher]:  # another run would only repeat the same lower bound
                 continue
             res[launcher].append(sweep(launcher))
-    return [ratio_row(
-        "sweep/parallel_vs_basic", "sweep",
-        f"{mode.sweep_jobs}-job multirun, {mode.sweep_steps} steps each: basic (sequential) / joblib n_jobs=2 (speed-up)",
-        side("hydra/launcher=basic, wall", res["basic"], "s"),
-        side("hydra/launcher=parallel n_jobs=2, wall", res["parallel"], "s"),
-        {"jobs": mode.sweep_jobs, "steps": mode.sweep_steps, "cores": len(os.sched_getaffinity(0)),
-         "threads": "num_threads=0: all cores for the sequential jobs, cores/2 for each parallel job",
-         "extra_overrides": list(mode.train_extra),
-         "timed_out_runs": timed_out, "timeout_s": mode.sweep_timeout_s,
-         # a killed run counts as the timeout: then the speed-up is a lower (basic) or upper (parallel) bound
-         "ratio_bound": "lower" if timed_out["basic"] and not timed_out["parallel"]
-         else "upper" if timed_out["parallel"] and not timed_out["basic"] else None if not any(timed_out.values())
-         else "unknown"},
-    )]
+
+    def bound(a: str, b: str) -> str | None:
+        # a killed run counts as the timeout: then the speed-up is a lower (a) or upper (b) bound
+        if not (timed_out[a] or timed_out[b]):
+            return None
+        return "lower" if not timed_out[b] else "upper" if not timed_out[a] else "unknown"
+
+    details = {"jobs": mode.sweep_jobs, "steps": mode.sweep_steps, "cores": len(os.sched_getaffinity(0)),
+               "launchers": SWEEP_LAUNCHERS, "extra_overrides": list(mode.train_extra),
+               "timed_out_runs": timed_out, "timeout_s": mode.sweep_timeout_s}
+    parallel = side("hydra/launcher=parallel n_jobs=2, wall", res["parallel"], "s")
+    return [
+        ratio_row(
+            "sweep/parallel_vs_basic", "sweep",
+            f"{mode.sweep_jobs}-job multirun, {mode.sweep_steps} steps each: basic (sequential, all cores per job) / "
+            "joblib n_jobs=2 (speed-up)",
+            side("hydra/launcher=basic, wall", res["basic"], "s"), parallel,
+            {**details, "ratio_bound": bound("basic", "parallel")},
+        ),
+        info_row(
+            "sweep/parallel_vs_basic_1thread", "sweep",
+            f"{mode.sweep_jobs}-job multirun: basic at num_threads=1 / joblib n_jobs=2 (the launcher's own efficiency)",
+            side("hydra/launcher=basic num_threads=1, wall", res["basic_1thread"], "s"), parallel,
+            {**details, "ratio_bound": bound("basic_1thread", "parallel")},
+        ),
+    ]
 
 
 # --------------------------------------------------------------------------------------------- report
@@ -1316,12 +1335,16 @@ SECTIONS = ("steps", "crosscheck", "scaling", "denormals", "malloc", "threads", 
 
 def run_benchmark(mode: Mode, threads: int, out_dir: Path, sections: Sequence[str] = SECTIONS) -> dict[str, Any]:
     torch.set_num_threads(threads)
+    # The process-wide allocator setting train.py applies: template and plain loop both run under it.
+    malloc_keep_mb = int(compose_cfg([]).malloc_keep_mb)
+    malloc_applied = keep_freed_memory(malloc_keep_mb)
     train_mod.quiet_known_warnings()
     device = torch.device("cpu")
     estimates: dict[tuple[str, int], float] = {}
     rows: list[dict[str, Any]] = []
     extra: dict[str, Any] = {}
-    result = {"mode": mode.name, "machine": machine_info(threads), "settings": asdict(mode), "rows": rows}
+    result = {"mode": mode.name, "machine": machine_info(threads), "settings": asdict(mode), "rows": rows,
+              "malloc_keep_mb": malloc_keep_mb if malloc_applied else 0}
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="rnn-gradients-bench-") as tmp:
         workdir = Path(tmp)
@@ -1386,7 +1409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         parser.error(f"unknown --only section(s) {unknown}; choose from {list(SECTIONS)}")
-    threads = args.threads if args.threads > 0 else train_mod.resolve_num_threads(0)
+    threads = args.threads if args.threads > 0 else resolve_num_threads(0)
     result = run_benchmark(mode, threads, args.out, sections)
     sys.stdout.write(render_table(result))
     sys.stdout.write(f"\nwrote {args.out / 'bench.json'} in {result['duration_s']:.0f} s\n")

@@ -21,6 +21,8 @@ class ClipStats:
     preclip_norm: Tensor  # total L2 norm of all gradients before clipping
     postclip_norm: Tensor  # total L2 norm after clipping (measured)
     clipped: Tensor  # 1.0 if clipping changed the gradient on this step, else 0.0
+    params: list[nn.Parameter]  # the tensors that had a gradient, in order
+    tensor_norms: Tensor  # their gradient norms before clipping (the terms of preclip_norm)
 
 
 class GradientClipper:
@@ -37,7 +39,9 @@ class GradientClipper:
     def __call__(self, parameters: Iterable[nn.Parameter]) -> ClipStats:
         params = [p for p in parameters if p.grad is not None]
         grads = [p.grad for p in params]
-        pre = torch.nn.utils.get_total_norm(grads, norm_type=2.0)
+        # get_total_norm's own two steps, keeping the per-tensor norms the observatory logs
+        tensor_norms = torch.stack(torch._foreach_norm(grads)) if grads else torch.zeros(0)
+        pre = torch.linalg.vector_norm(tensor_norms, 2.0)
         if self.mode == "norm":
             torch.nn.utils.clip_grads_with_norm_(params, self.threshold, pre)
             clipped = (pre > self.threshold).float()
@@ -47,5 +51,5 @@ class GradientClipper:
         else:
             clipped = torch.zeros((), device=pre.device)
         post = pre if self.mode == "none" else torch.nn.utils.get_total_norm(grads, norm_type=2.0)
-        self.last = ClipStats(pre.detach(), post.detach(), clipped)
+        self.last = ClipStats(pre.detach(), post.detach(), clipped, params, tensor_norms.detach())
         return self.last

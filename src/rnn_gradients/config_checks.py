@@ -76,6 +76,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "resume": (lambda v: isinstance(v, bool), "true or false"),
     "flush_denormal": (lambda v: isinstance(v, bool), "true or false"),
     "min_free_disk_mb": (non_negative_int, "an integer >= 0"),
+    "malloc_keep_mb": (non_negative_int, "an integer >= 0 (0 = glibc's defaults)"),
+    "progress_bar_refresh_rate": (positive_int, "an integer > 0 (steps between progress-bar redraws)"),
 }
 
 

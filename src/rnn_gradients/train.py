@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import signal
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import hydra
 import lightning.pytorch as pl
 import torch
 from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.callbacks import TQDMProgressBar
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
@@ -42,6 +43,7 @@ from rnn_gradients.io_utils import write_json_atomic, write_text_atomic
 from rnn_gradients.module import SequenceModule
 from rnn_gradients.networks import RecurrentNetwork
 from rnn_gradients.paths import config_dir
+from rnn_gradients.runtime import configure_cpu
 from rnn_gradients.tasks import make_task
 
 log = logging.getLogger(__name__)
@@ -60,22 +62,6 @@ def arm_label(cfg: DictConfig) -> str:
     """'RNN', 'LSTM', 'LSTM+clip' (and 'RNN+clip'): the labels of the figures and logs."""
     name = str(cfg.model.cell).upper()
     return f"{name}+clip" if cfg.clipping.mode != "none" else name
-
-
-def resolve_num_threads(requested: int) -> int:
-    """0 = auto: all usable cores for a single run, cores / n_jobs for each job of a joblib sweep.
-
-    Usable cores come from the CPU affinity mask, which SLURM (and taskset) restrict to the job's share.
-    """
-    if requested > 0:
-        return requested
-    cores, jobs = len(os.sched_getaffinity(0)), 1
-    if HydraConfig.initialized():
-        hydra_cfg = HydraConfig.get()
-        if hydra_cfg.mode == RunMode.MULTIRUN:
-            n_jobs = OmegaConf.select(hydra_cfg, "launcher.n_jobs", default=1) or 1
-            jobs = cores if n_jobs < 0 else n_jobs
-    return max(1, cores // max(1, jobs))
 
 
 def build_network(cfg: DictConfig, input_size: int, output_size: int) -> RecurrentNetwork:
@@ -155,6 +141,16 @@ def build_logger(cfg: DictConfig, resume_step: int | None) -> Any:
     return hydra.utils.instantiate(cfg.logger, **extra)
 
 
+def make_trainer(cfg: DictConfig, run_dir: Path, resume_step: int | None, extra: Sequence[pl.Callback] = ()) -> pl.Trainer:
+    """The Trainer of a run: cfg.trainer with cfg.callbacks, periodic checkpoints, the progress bar's
+    refresh rate, the logger, then `extra` (the benchmark builds its template runs with this too)."""
+    callbacks = [*build_callbacks(cfg), PeriodicCheckpoint(run_dir / "checkpoints", cfg.checkpoint.every_n_steps)]
+    if cfg.trainer.get("enable_progress_bar", True):
+        callbacks.append(TQDMProgressBar(refresh_rate=cfg.progress_bar_refresh_rate))
+    callbacks += extra
+    return hydra.utils.instantiate(cfg.trainer, logger=build_logger(cfg, resume_step), callbacks=callbacks)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (or resume), then write summary.json in the run directory; returns the summary."""
     quiet_known_warnings()
@@ -171,15 +167,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     except ValueError as error:
         raise ConfigError(f"ckpt_path={str(ckpt)!r} is {error}") from None
 
-    threads = resolve_num_threads(cfg.num_threads)
-    torch.set_num_threads(threads)
-    torch.set_flush_denormal(bool(cfg.flush_denormal))  # the probe runs in float64, far above denormals
+    threads = configure_cpu(cfg.num_threads, bool(cfg.flush_denormal), cfg.malloc_keep_mb)
     write_text_atomic(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     module, data = build(cfg)
-    ckpt_dir = run_dir / "checkpoints"
-    interrupt = GracefulInterrupt(ckpt_dir)
-    callbacks = [*build_callbacks(cfg), PeriodicCheckpoint(ckpt_dir, cfg.checkpoint.every_n_steps), interrupt]
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=build_logger(cfg, resume_step), callbacks=callbacks)
+    interrupt = GracefulInterrupt(run_dir / "checkpoints")
+    trainer = make_trainer(cfg, run_dir, resume_step, [interrupt])
     log.info(
         "Run dir %s | %s on %s (T=%d) | %d torch threads%s", run_dir, arm_label(cfg), cfg.data.name,
         cfg.data.seq_len, threads, f" | resuming from step {resume_step} ({ckpt})" if ckpt else "",
@@ -194,7 +186,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             logger.shift = 0
         trainer.validate(module, datamodule=data, verbose=False)
 
-    divergence = next((c for c in callbacks if isinstance(c, DivergenceMonitor)), None)
+    divergence = next((c for c in trainer.callbacks if isinstance(c, DivergenceMonitor)), None)
     diverged = divergence is not None and divergence.diverged_at is not None
     status = "interrupted" if interrupt.received is not None else "diverged" if diverged else "completed"
     summary = {

@@ -7,7 +7,6 @@ import math
 from typing import Any
 
 import lightning.pytorch as pl
-import torch
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +35,14 @@ class DivergenceMonitor(pl.Callback):
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is None:
             return
-        value = float(loss.detach())
-        baseline = pl_module.task.baseline_loss
+        stats = getattr(pl_module.clipper, "last", None)
+        value, baseline = loss.item(), pl_module.task.baseline_loss  # .item(): the cheapest read, one sync
         if not math.isfinite(value):
             self._mark(trainer, f"non-finite loss ({value})")
         elif trainer.global_step > self.warmup_steps and value > self.loss_multiple * baseline:
             self._mark(trainer, f"loss {value:.4g} > {self.loss_multiple:g} x baseline {baseline:.4g}")
-        else:
-            stats = getattr(pl_module.clipper, "last", None)
-            if stats is not None and not torch.isfinite(stats.preclip_norm):
-                self._mark(trainer, "non-finite gradient norm")
+        elif stats is not None and not math.isfinite(stats.preclip_norm.item()):
+            self._mark(trainer, "non-finite gradient norm")
 
     def state_dict(self) -> dict[str, Any]:
         return {"diverged_at": self.diverged_at, "reason": self.reason}

@@ -7,8 +7,9 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from rnn_gradients.callbacks.grad_flow import GradFlowLogger
 from rnn_gradients.callbacks.tensorboard_io import add_histogram, summary_writer
-from rnn_gradients.reference import unrolled_forward
+from rnn_gradients.reference import Trace, unrolled_forward
 
 
 class GateStatsLogger(pl.Callback):
@@ -33,14 +34,29 @@ class GateStatsLogger(pl.Callback):
         if self._probe is not None and trainer.global_step % self.every_n_steps == 0:
             self.measure(trainer, pl_module)
 
+    def _shared_trace(self, trainer: pl.Trainer) -> Trace | None:
+        """The unrolled pass GradFlowLogger already made at this step on the same probe batch, if any:
+        reusing it halves the observatory's cost at LSTM steps where both fire."""
+        for callback in trainer.callbacks:
+            if (
+                isinstance(callback, GradFlowLogger)
+                and callback.last_measured is not None
+                and callback.last_measured[0] == trainer.global_step
+                and (callback.probe_size, callback.probe_seed) == (self.probe_size, self.probe_seed)
+            ):
+                return callback.last_measured[1].trace
+        return None
+
     @torch.no_grad()
     def measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, torch.Tensor]:
-        _, trace = unrolled_forward(pl_module.network, self._probe, last_only=not pl_module.task.per_step_output)
+        trace = self._shared_trace(trainer)
+        if trace is None:
+            _, trace = unrolled_forward(pl_module.network, self._probe, last_only=not pl_module.task.per_step_output)
         writer, step = summary_writer(trainer), trainer.global_step
         activations = {}
         for layer, gates in enumerate(trace.gates):
             for gate, values in gates.items():
-                stacked = torch.stack(values)
+                stacked = torch.stack(values).detach().float()  # the probe's trace may be float64
                 activations[f"{gate}_l{layer}"] = stacked
                 if writer is not None:
                     add_histogram(writer, f"gates/{gate}_l{layer}", stacked, step, self.bins)

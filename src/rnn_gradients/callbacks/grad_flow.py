@@ -71,12 +71,17 @@ class GradFlowLogger(pl.Callback):
         self.c_curves: list[np.ndarray] = []
         self.losses: list[float] = []
         self._probe: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.last_measured: tuple[int, TimeGradients] | None = None  # (step, result): GateStatsLogger reuses its trace
+        self._plot = CurvePlot()
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         x, y = pl_module.task.sample(self.probe_size, torch.Generator().manual_seed(self.probe_seed))
         self._probe = (x.to(pl_module.device), y.to(pl_module.device))
         if trainer.global_step == 0:  # initialization; a resumed run continues its saved curves
             self.measure(trainer, pl_module)
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+        self.last_measured = None  # the trace is T x batch x hidden float64 per state: do not keep it around
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         if trainer.global_step % self.every_n_steps == 0:
@@ -97,6 +102,7 @@ class GradFlowLogger(pl.Callback):
         if result.cell is not None:
             self.c_curves.append(result.cell.cpu().double().numpy())
         self.losses.append(result.loss)
+        self.last_measured = (step, result)
         writer = summary_writer(trainer)
         if writer is not None:
             self._log(writer, step, result)
@@ -142,7 +148,7 @@ class GradFlowLogger(pl.Callback):
             add_curve_as_histogram(writer, f"grad_flow/{name}_through_time", decades, step)
             add_histogram(writer, f"grad_hist/time_norms_{name}", log_norms, step, bins=32)
         if self.plot_every_n_steps and (step % self.plot_every_n_steps == 0 or step == 0):
-            writer.add_image("grad_flow/plot", render_curves(curves, step), step, dataformats="HWC")
+            writer.add_image("grad_flow/plot", self._plot.render(curves, step), step, dataformats="HWC")
         writer.flush()
 
     def _save(self, path: Path) -> None:
@@ -158,23 +164,45 @@ class GradFlowLogger(pl.Callback):
         write_bytes_atomic(path, buffer.getvalue())
 
 
-def render_curves(curves: dict[str, torch.Tensor], step: int) -> np.ndarray:
-    """An RGB image (H, W, 3) of the per-time-step gradient norms, log scale."""
-    import matplotlib
+class CurvePlot:
+    """The grad_flow/plot image: ‖∂L/∂h_t‖ (and ‖∂L/∂c_t‖) against t, log scale.
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    One figure is drawn once and then only its lines' data change: redrawing costs ~50 ms instead of
+    ~250 ms for a fresh pyplot figure with tight_layout (measured on a 2-core VM). No pyplot, so no
+    global state and no GUI backend.
+    """
 
-    fig, ax = plt.subplots(figsize=(5, 3), dpi=80)
-    labels = {"h": "‖∂L/∂h_t‖", "c": "‖∂L/∂c_t‖"}
-    for name, norms in curves.items():
-        ax.semilogy(norms.double().cpu().clamp_min(1e-300).numpy(), label=labels[name])
-    ax.set_xlabel("time step t")
-    ax.set_ylabel("gradient norm")
-    ax.set_title(f"gradient through time, training step {step}")
-    ax.legend()
-    fig.tight_layout()
-    fig.canvas.draw()
-    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(fig)
-    return image
+    LABELS = {"h": "‖∂L/∂h_t‖", "c": "‖∂L/∂c_t‖"}
+
+    def __init__(self) -> None:
+        self._figure: Any = None
+        self._lines: dict[str, Any] = {}
+
+    def _setup(self) -> None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        self._figure = Figure(figsize=(5, 3), dpi=80)
+        FigureCanvasAgg(self._figure)
+        self._axes = self._figure.add_subplot()
+        self._axes.set_yscale("log")
+        self._axes.set_xlabel("time step t")
+        self._axes.set_ylabel("gradient norm")
+        self._figure.subplots_adjust(left=0.17, right=0.97, bottom=0.16, top=0.9)
+
+    def render(self, curves: dict[str, torch.Tensor], step: int) -> np.ndarray:
+        """An RGB image (H, W, 3) of the curves at training step `step`."""
+        if self._figure is None:
+            self._setup()
+        ax = self._axes
+        for name, norms in curves.items():
+            y = norms.double().cpu().clamp_min(1e-300).numpy()
+            if name not in self._lines:
+                (self._lines[name],) = ax.plot(y, label=self.LABELS[name])
+                ax.legend(loc="best")
+            self._lines[name].set_data(np.arange(len(y)), y)
+        ax.relim()
+        ax.autoscale_view()
+        ax.set_title(f"gradient through time, training step {step}")
+        self._figure.canvas.draw()
+        return np.asarray(self._figure.canvas.buffer_rgba())[..., :3].copy()

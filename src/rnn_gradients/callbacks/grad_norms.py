@@ -6,9 +6,12 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from torch import nn
 from torch.optim import Optimizer
 
-from rnn_gradients.callbacks.tensorboard_io import summary_writer
+from rnn_gradients.callbacks.tensorboard_io import add_scalars, summary_writer
+
+TOTAL_TAGS = ["grad_norm/total_preclip", "grad_norm/total_postclip", "grad_norm/clipped"]
 
 
 class GradNormLogger(pl.Callback):
@@ -17,51 +20,55 @@ class GradNormLogger(pl.Callback):
     so TensorBoard's smoothing shows the clipped fraction), grad_norm/<param> (pre-clip), and
     update_ratio/<param> = ||W_after - W_before|| / ||W_before||.
 
-    Everything is computed with foreach kernels on the device and synced to the host once per logged step.
+    Cheap enough for every step: the per-tensor norms are the ones the clipper computes anyway
+    (rnn_gradients.clipping), weights are snapshotted into buffers allocated once (a fresh clone per step
+    made the allocator re-fault the activation buffers), and each logged step costs one host sync and
+    one TensorBoard event.
     """
 
     def __init__(self, every_n_steps: int = 1, per_parameter: bool = True, update_ratio: bool = True) -> None:
         if every_n_steps <= 0:
             raise ValueError(f"callbacks.grad_norms.every_n_steps must be > 0, got {every_n_steps}")
         self.every_n_steps, self.per_parameter, self.update_ratio = every_n_steps, per_parameter, update_ratio
-        self._param_norms: torch.Tensor | None = None
-        self._weights_before: list[torch.Tensor] | None = None
-        self._names: list[str] = []
+        self._names: dict[int, str] = {}  # id(parameter) -> name
+        self._snapshot_of: list[nn.Parameter] = []
+        self._snapshot: list[torch.Tensor] = []  # weights before the optimizer step, buffers reused every step
+        self._snapshot_taken = False
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._names = {id(p): n for n, p in pl_module.network.named_parameters()}
 
     def _due(self, trainer: pl.Trainer) -> bool:
         # global_step counts finished steps; the step being taken now will be number global_step + 1.
         return (trainer.global_step + 1) % self.every_n_steps == 0
 
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Optimizer) -> None:
-        self._param_norms = None
-        if not self._due(trainer):
+        self._snapshot_taken = False
+        if not (self.update_ratio and self._due(trainer)):
             return
-        named = [(n, p) for n, p in pl_module.network.named_parameters() if p.grad is not None]
-        self._names = [n for n, _ in named]
-        if self.per_parameter:  # Lightning calls this hook before clipping: these are pre-clip norms
-            self._param_norms = torch.stack(torch._foreach_norm([p.grad for _, p in named]))
-        if self.update_ratio:
-            self._weights_before = [p.detach().clone() for _, p in named]
+        params = [p for p in pl_module.network.parameters() if p.grad is not None]
+        if len(params) != len(self._snapshot_of) or any(a is not b for a, b in zip(params, self._snapshot_of)):
+            self._snapshot_of, self._snapshot = params, [torch.empty_like(p) for p in params]
+        with torch.no_grad():
+            torch._foreach_copy_(self._snapshot, params)
+        self._snapshot_taken = True
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         stats = getattr(pl_module.clipper, "last", None)
         writer = summary_writer(trainer)
         if writer is None or stats is None or trainer.global_step % self.every_n_steps != 0:
             return
+        tags = list(TOTAL_TAGS)
         parts = [torch.stack([stats.preclip_norm, stats.postclip_norm, stats.clipped.to(stats.preclip_norm)])]
-        tags = ["grad_norm/total_preclip", "grad_norm/total_postclip", "grad_norm/clipped"]
-        if self._param_norms is not None:
-            parts.append(self._param_norms)
-            tags += [f"grad_norm/{n}" for n in self._names]
-        if self._weights_before is not None:
-            params = dict(pl_module.network.named_parameters())
-            after = [params[n].detach() for n in self._names]
-            delta = torch._foreach_sub(after, self._weights_before)
-            before_norms = torch.stack(torch._foreach_norm(self._weights_before))
-            parts.append(torch.stack(torch._foreach_norm(delta)) / before_norms.clamp_min(1e-12))
-            tags += [f"update_ratio/{n}" for n in self._names]
-            self._weights_before = None
+        if self.per_parameter:  # measured by the clipper before it clipped
+            tags += [f"grad_norm/{self._names.get(id(p), f'param{i}')}" for i, p in enumerate(stats.params)]
+            parts.append(stats.tensor_norms)
+        if self._snapshot_taken:
+            with torch.no_grad():
+                before_norms = torch.stack(torch._foreach_norm(self._snapshot))
+                torch._foreach_sub_(self._snapshot, self._snapshot_of)  # in place: W_before - W_after
+                parts.append(torch.stack(torch._foreach_norm(self._snapshot)) / before_norms.clamp_min(1e-12))
+            tags += [f"update_ratio/{self._names.get(id(p), f'param{i}')}" for i, p in enumerate(self._snapshot_of)]
+            self._snapshot_taken = False
         values = torch.cat([p.float().flatten() for p in parts]).tolist()  # the one host sync
-        step = trainer.global_step
-        for tag, value in zip(tags, values):
-            writer.add_scalar(tag, value, step)
+        add_scalars(writer, tags, values, trainer.global_step)

@@ -8,9 +8,11 @@ tensors to the host.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import lightning.pytorch as pl
 import torch
+from tensorboard.compat.proto.summary_pb2 import Summary
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 
@@ -26,26 +28,37 @@ def summary_writer(trainer: pl.Trainer) -> SummaryWriter | None:
     return None
 
 
+def add_scalars(writer: SummaryWriter, tags: Sequence[str], values: Sequence[float], step: int) -> None:
+    """Many scalars as one event record. TensorBoard reads each value under its own tag, exactly as if
+    written by `add_scalar`, but this costs one proto and one queue put per step instead of one per tag
+    (~25 µs each: 15 tags every step were ~3% of a short RNN step)."""
+    summary = Summary(value=[Summary.Value(tag=t, simple_value=v) for t, v in zip(tags, values, strict=True)])
+    writer._get_file_writer().add_summary(summary, step)  # what add_scalar does, for all tags at once
+
+
 def add_histogram(writer: SummaryWriter, tag: str, values: Tensor, step: int, bins: int = 64) -> None:
-    """A histogram of `values` with `bins` equal-width bins between their min and max."""
+    """A histogram of the finite `values` with `bins` equal-width bins between their min and max.
+
+    Binned with bincount (torch.histc is ~5x slower on CPU) and one host sync for the statistics.
+    """
     values = values.detach().flatten().float()
-    finite = values[torch.isfinite(values)]
-    if finite.numel() == 0:
+    if not bool(torch.isfinite(values).all()):  # filtering copies the tensor: only when needed
+        values = values[torch.isfinite(values)]
+    if values.numel() == 0:
         return
-    lo, hi = finite.min(), finite.max()
-    if hi <= lo:  # all equal: one bucket
-        hi = lo + 1e-12
-    counts = torch.histc(finite, bins=bins, min=float(lo), max=float(hi))
-    edges = torch.linspace(float(lo), float(hi), bins + 1, device=finite.device)[1:]
-    stats = torch.stack([lo, hi, finite.sum(), (finite * finite).sum()]).tolist()
+    lo_t, hi_t = torch.aminmax(values)
+    lo, hi, total, total_sq = torch.stack([lo_t, hi_t, values.sum(), values.square().sum()]).tolist()
+    width = hi - lo if hi > lo else 1e-12  # all equal: one bucket
+    index = ((values - lo) * (bins / width)).long().clamp_(0, bins - 1)  # the max lands in the last bucket
+    counts = torch.bincount(index, minlength=bins)
     writer.add_histogram_raw(
         tag,
-        min=stats[0],
-        max=stats[1],
-        num=finite.numel(),
-        sum=stats[2],
-        sum_squares=stats[3],
-        bucket_limits=edges.tolist(),
+        min=lo,
+        max=hi,
+        num=values.numel(),
+        sum=total,
+        sum_squares=total_sq,
+        bucket_limits=[lo + width * (i + 1) / bins for i in range(bins)],
         bucket_counts=counts.tolist(),
         global_step=step,
     )

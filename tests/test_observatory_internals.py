@@ -1,0 +1,148 @@
+"""The cheap paths the observatory takes to stay within its time budget compute the same values as the
+slow, obvious ones: bincount histograms vs numpy, one multi-value event vs add_scalar, gate statistics
+from the gradient-flow probe's trace vs their own unrolled pass, glibc keeping freed memory."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.utils.tensorboard import SummaryWriter
+
+from conftest import compose_config
+from rnn_gradients.callbacks.gate_stats import GateStatsLogger
+from rnn_gradients.callbacks.grad_flow import GradFlowLogger
+from rnn_gradients.callbacks.tensorboard_io import add_histogram, add_scalars
+from rnn_gradients.runtime import keep_freed_memory
+from rnn_gradients.train import build
+
+KEEP_ALL = {"scalars": 0, "histograms": 0, "images": 0, "tensors": 0}
+
+
+def read_events(log_dir) -> EventAccumulator:
+    acc = EventAccumulator(str(log_dir), size_guidance=KEEP_ALL)
+    acc.Reload()
+    return acc
+
+
+def test_histogram_buckets_match_numpy_and_skip_non_finite(tmp_path):
+    values = torch.randn(10_000, generator=torch.Generator().manual_seed(0)) * 3
+    with_bad = torch.cat([values, torch.tensor([float("nan"), float("inf"), -float("inf")])])
+    writer = SummaryWriter(str(tmp_path))
+    add_histogram(writer, "h", with_bad, step=7, bins=16)
+    add_histogram(writer, "const", torch.full((5,), 2.5), step=7, bins=16)
+    writer.close()
+    acc = read_events(tmp_path)
+    (event,) = acc.Histograms("h")
+    h = event.histogram_value
+    expected, edges = np.histogram(values.numpy(), bins=16, range=(float(values.min()), float(values.max())))
+    assert event.step == 7 and h.num == 10_000
+    assert h.min == pytest.approx(float(values.min())) and h.max == pytest.approx(float(values.max()))
+    assert h.sum == pytest.approx(float(values.sum()), rel=1e-4, abs=1e-2)
+    assert h.sum_squares == pytest.approx(float((values**2).sum()), rel=1e-5)
+    np.testing.assert_allclose(h.bucket_limit, edges[1:], rtol=1e-5)
+    assert sum(h.bucket) == 10_000
+    # same counts up to a value sitting on a bucket edge (float rounding may put it on either side)
+    assert np.abs(np.asarray(h.bucket) - expected).sum() <= 2
+    const = acc.Histograms("const")[0].histogram_value
+    assert const.num == 5 and const.bucket[0] == 5 and const.min == const.max == 2.5
+
+
+def test_scalars_in_one_event_read_back_like_add_scalar(tmp_path):
+    writer = SummaryWriter(str(tmp_path))
+    add_scalars(writer, ["a/x", "a/y", "b"], [1.5, -2.0, 1e-30], step=3)
+    add_scalars(writer, ["a/x", "a/y", "b"], [2.5, -3.0, 7.0], step=4)
+    writer.close()
+    acc = read_events(tmp_path)
+    assert {e.step: e.value for e in acc.Scalars("a/x")} == {3: 1.5, 4: 2.5}
+    assert {e.step: e.value for e in acc.Scalars("a/y")} == {3: -2.0, 4: -3.0}
+    assert acc.Scalars("b")[0].value == pytest.approx(1e-30)
+
+
+def test_gate_stats_from_the_grad_flow_trace_equal_their_own_pass(tmp_path):
+    cfg = compose_config(["model=lstm", "model.hidden_size=16", "data.seq_len=30"])
+    module, _ = build(cfg)
+
+    class FakeTrainer:  # what the callbacks read from a trainer
+        global_step = 40
+        loggers: list = []
+
+    flow = GradFlowLogger(every_n_steps=1, probe_size=8, plot_every_n_steps=0)
+    own, shared = GateStatsLogger(probe_size=8), GateStatsLogger(probe_size=8)
+    trainer = FakeTrainer()
+    trainer.callbacks = [flow, shared]
+    for callback in (flow, own, shared):
+        callback.on_train_start(trainer, module)  # step 40 is not 0: nothing measured yet
+    alone = own.measure(trainer, module)
+    assert shared._shared_trace(trainer) is None  # the probe has not run at this step
+    flow.measure(trainer, module)
+    assert shared._shared_trace(trainer) is flow.last_measured[1].trace
+    reused = shared.measure(trainer, module)
+    assert alone.keys() == reused.keys() == {"input_l0", "forget_l0", "output_l0"}
+    for name in alone:  # float32 own pass vs the float64 probe: equal to float32 precision
+        torch.testing.assert_close(reused[name], alone[name], rtol=1e-5, atol=1e-6)
+    flow.on_train_batch_start(trainer, module, None, 0)
+    assert flow.last_measured is None  # the trace is not kept beyond its step
+
+
+FAULTS = textwrap.dedent("""
+    import resource, sys, torch
+    from rnn_gradients.runtime import keep_freed_memory
+    print(keep_freed_memory(int(sys.argv[1])))
+    for _ in range(3):
+        torch.ones(16 * 2**20).sum()  # 64 MB: above glibc's mmap threshold unless it is raised
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(20):
+        torch.ones(16 * 2**20).sum()
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+""")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
+def test_keeping_freed_memory_stops_page_faulting_buffers_in_every_step():
+    def faults(megabytes: int) -> tuple[str, int]:
+        out = subprocess.run([sys.executable, "-c", FAULTS, str(megabytes)], capture_output=True, text=True, check=True)
+        applied, count = out.stdout.split()
+        return applied, int(count)
+
+    default_applied, default_faults = faults(0)
+    kept_applied, kept_faults = faults(256)
+    assert (default_applied, kept_applied) == ("False", "True")
+    # 20 x 64 MB freshly mapped = 20 x 16,384 pages faulted in by default; reused when kept
+    assert default_faults > 20 * 10_000
+    assert kept_faults < default_faults / 20
+    assert keep_freed_memory(0) is False
+
+
+def test_train_metrics_are_logged_exactly_when_lightning_writes_them(tmp_path):
+    """The module skips self.log on steps Lightning would not write (every log_every_n_steps): the event
+    file must still have every written step, and the final step's loss must reach summary.json."""
+    import lightning.pytorch as pl
+
+    from rnn_gradients.tb_logger import StepAlignedTensorBoardLogger
+
+    class LossRecorder(pl.Callback):
+        def __init__(self) -> None:
+            self.loss: dict[int, float] = {}
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            self.loss[trainer.global_step] = float(outputs["loss"])
+
+    module, data = build(compose_config(["model.hidden_size=8", "data.seq_len=10", "data.batch_size=8"]))
+    recorder = LossRecorder()
+    logger = StepAlignedTensorBoardLogger(save_dir=str(tmp_path), name="tb", version="")
+    trainer = pl.Trainer(accelerator="cpu", max_steps=12, log_every_n_steps=5, logger=logger, callbacks=[recorder],
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         limit_val_batches=0, num_sanity_val_steps=0)
+    trainer.fit(module, datamodule=data)
+    acc = read_events(logger.log_dir)
+    written = {e.step: e.value for e in acc.Scalars("train/loss")}
+    assert sorted(written) == [5, 10]
+    for step, value in written.items():
+        assert value == pytest.approx(recorder.loss[step], rel=1e-6)
+    assert float(trainer.callback_metrics["train/loss"]) == pytest.approx(recorder.loss[12], rel=1e-6)
