@@ -20,10 +20,9 @@ from typing import Any
 
 import hydra
 import lightning.pytorch as pl
-import torch
 from hydra.core.hydra_config import HydraConfig
-from lightning.pytorch.callbacks import TQDMProgressBar
 from hydra.types import RunMode
+from lightning.pytorch.callbacks import TQDMProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from rnn_gradients import sweep_report
