@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import compose_config
 from rnn_gradients.clipping import GradientClipper
 from rnn_gradients.networks import RecurrentNetwork
 from rnn_gradients.train import build
@@ -271,3 +272,43 @@ def test_clipped_step_moves_parameters_by_clipped_gradient(compose_cfg):
     assert _norm(step) == pytest.approx(lr * threshold, rel=1e-3)
     for d, g in zip(step, probe.post):
         torch.testing.assert_close(d, -lr * g, rtol=1e-3, atol=1e-7)
+
+
+def test_fp16_mixed_precision_clips_unscaled_gradients_and_survives_scaler_overflow():
+    """trainer=gpu uses 16-mixed: Lightning must unscale before our clipper measures and clips, and the
+    GradScaler's deliberate overflow steps must not count as divergence. CPU fp16 autocast with a real
+    GradScaler (scale 65536) exercises the same code path (the LSTM has no CPU fp16 kernel: RNN)."""
+    from lightning.pytorch.plugins.precision import MixedPrecision
+
+    from rnn_gradients.callbacks.divergence import DivergenceMonitor
+
+    class Probe(pl.Callback):
+        def __init__(self) -> None:
+            self.rows: list[tuple[float, float, float, float]] = []
+
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+            grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
+            self.rows.append((float(torch.nn.utils.get_total_norm(grads)), trainer.precision_plugin.scaler.get_scale(), 0, 0))
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            stats = pl_module.clipper.last
+            pre, scale, _, _ = self.rows[-1]
+            self.rows[-1] = (pre, scale, float(stats.preclip_norm), float(stats.postclip_norm))
+
+    cfg = compose_config(["model=rnn", "model.hidden_size=16", "data.seq_len=20", "data.batch_size=16",
+                          "clipping=norm", "clipping.threshold=0.01"])
+    module, data = build(cfg)
+    probe, divergence = Probe(), DivergenceMonitor()
+    trainer = pl.Trainer(
+        accelerator="cpu", max_steps=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0, callbacks=[probe, divergence],
+        plugins=[MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu"))],
+    )
+    trainer.fit(module, datamodule=data)
+    finite = [r for r in probe.rows if math.isfinite(r[0])]
+    assert probe.rows[0][1] == 65536.0 and finite, probe.rows
+    for grad_norm, scale, pre, post in finite:
+        assert scale >= 1024  # gradients were scaled up by this much during backward ...
+        assert pre == pytest.approx(grad_norm, rel=1e-6) and pre < 100  # ... and measured unscaled
+        assert post == pytest.approx(0.01, rel=1e-4)  # clipped to the threshold in true units
+    assert divergence.diverged_at is None and trainer.global_step == 4

@@ -41,8 +41,14 @@ class DivergenceMonitor(pl.Callback):
             self._mark(trainer, f"non-finite loss ({value})")
         elif trainer.global_step > self.warmup_steps and value > self.loss_multiple * baseline:
             self._mark(trainer, f"loss {value:.4g} > {self.loss_multiple:g} x baseline {baseline:.4g}")
-        elif stats is not None and not math.isfinite(stats.preclip_norm.item()):
+        elif stats is not None and not self._scaler_skips(trainer) and not math.isfinite(stats.preclip_norm.item()):
             self._mark(trainer, "non-finite gradient norm")
+
+    @staticmethod
+    def _scaler_skips(trainer: pl.Trainer) -> bool:
+        """Under fp16 mixed precision a GradScaler overflows on purpose while it searches its scale, and
+        skips those steps itself: a non-finite gradient there is routine, not divergence."""
+        return getattr(getattr(trainer, "precision_plugin", None), "scaler", None) is not None
 
     def state_dict(self) -> dict[str, Any]:
         return {"diverged_at": self.diverged_at, "reason": self.reason}
