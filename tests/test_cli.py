@@ -170,6 +170,25 @@ def test_single_run_layout(single):
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
 
 
+def test_summary_train_loss_when_last_step_is_not_a_validation_step(tmp_path):
+    """Training stops between two validations (3 steps, validation every 2), so train() runs a closing
+    validation, which starts Lightning's callback_metrics afresh; the summary's train loss must still be
+    the last step's, as written to TensorBoard."""
+    out = tmp_path / "out"
+    overrides = [*TINY, "trainer.max_steps=3", "trainer.val_check_interval=2"]  # TINY logs every step
+    proc = run_cli(["model=rnn", *overrides, f"paths.output_dir={out}"], cwd=tmp_path)
+    assert_ok(proc)
+    run_dir = only_child(out / "runs")
+    s = read_summary(run_dir)
+    scalars = read_scalars(run_dir)
+    assert s["steps"] == 3
+    assert sorted(scalars["train/loss"]) == [1, 2, 3]  # events carry the optimizer step
+    assert s["train_loss"] == pytest.approx(scalars["train/loss"][3], rel=1e-6)
+    assert s["train_normalized_loss"] == pytest.approx(s["train_loss"] / s["baseline_loss"], rel=1e-5)
+    assert sorted(scalars["val/loss"]) == [2, 3]  # the validation at step 2 and the closing one at step 3
+    assert s["val_loss"] == pytest.approx(scalars["val/loss"][3], rel=1e-6)
+
+
 def test_arm_preset_lstm_clip(single, seeds):
     proc, _, out = single
     assert_ok(proc)

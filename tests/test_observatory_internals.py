@@ -119,6 +119,44 @@ def test_keeping_freed_memory_stops_page_faulting_buffers_in_every_step():
     assert keep_freed_memory(0) is False
 
 
+FINAL_GC = textwrap.dedent("""
+    import atexit, gc, sys
+    import torch  # what makes the final collection slow: ~165k objects
+
+    def report():  # registered first, so it runs after the handlers registered later (atexit is LIFO)
+        print(gc.get_freeze_count(), flush=True)
+
+    atexit.register(report)
+    before = atexit._ncallbacks()
+    if sys.argv[1] == "runtime":
+        from rnn_gradients.runtime import skip_final_gc
+        skip_final_gc()
+        skip_final_gc()
+        print(atexit._ncallbacks() - before, flush=True)
+    elif sys.argv[1] == "cli":  # the real entry point, refusing bad input
+        from rnn_gradients import train
+        sys.argv = ["train", "model=gru"]
+        train.main()
+""")
+
+
+@pytest.mark.parametrize("how", ["runtime", "cli", "off"])
+def test_exit_skips_the_final_garbage_collection(how):
+    """By the time the interpreter finalizes, every object is frozen (out of the final collection's reach,
+    2 s per exit with torch and Lightning loaded); installed once, and by the CLI even when it refuses input."""
+    proc = subprocess.run([sys.executable, "-c", FINAL_GC, how], capture_output=True, text=True)
+    lines = proc.stdout.split()
+    frozen = int(lines[-1])
+    if how == "off":
+        assert frozen == 0
+        return
+    assert frozen > 100_000
+    if how == "runtime":
+        assert proc.returncode == 0 and lines[0] == "1"  # one atexit handler for two calls
+    else:
+        assert proc.returncode == 2 and "model" in proc.stderr
+
+
 def test_train_metrics_are_logged_exactly_when_lightning_writes_them(tmp_path):
     """The module skips self.log on steps Lightning would not write (every log_every_n_steps): the event
     file must still have every written step, and the final step's loss must reach summary.json."""

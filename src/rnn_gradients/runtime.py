@@ -1,14 +1,17 @@
-"""Process-wide CPU settings that decide how fast a step runs: threads, denormals, malloc.
+"""Process-wide settings that decide how fast a run goes: threads, denormals, malloc, exit.
 
 Each was measured (docs/benchmarks.md): denormal arithmetic made long LSTM steps 4-7x slower, glibc
-returning freed activation buffers to the kernel cost ~35% of an LSTM step in page faults, and two
-OpenMP threads per job on a 2-core machine fight the other job of a sweep.
+returning freed activation buffers to the kernel cost ~35% of an LSTM step in page faults, two
+OpenMP threads per job on a 2-core machine fight the other job of a sweep, and Python's final garbage
+collection took 2 s of every process exit.
 """
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import ctypes.util
+import gc
 import logging
 import os
 
@@ -22,6 +25,24 @@ log = logging.getLogger(__name__)
 # glibc mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+
+
+_final_gc_skipped = False
+
+
+def skip_final_gc() -> None:
+    """Let this process exit without Python's final garbage collection (idempotent).
+
+    Importing torch, Lightning and matplotlib leaves ~370k objects for the interpreter's last collection
+    to walk: 2 s of every exit here, paid by each CLI command and each sweep worker. An atexit
+    `gc.freeze()` puts them out of its reach. What is skipped is only the finalizers of cyclic garbage
+    at exit; nothing here relies on them (TensorBoard writers and checkpoints are closed explicitly,
+    logging flushes in its own atexit handler, which runs after this one).
+    """
+    global _final_gc_skipped
+    if not _final_gc_skipped:
+        atexit.register(gc.freeze)
+        _final_gc_skipped = True
 
 
 def resolve_num_threads(requested: int) -> int:

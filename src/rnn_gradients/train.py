@@ -42,7 +42,7 @@ from rnn_gradients.io_utils import write_json_atomic, write_text_atomic
 from rnn_gradients.module import SequenceModule
 from rnn_gradients.networks import RecurrentNetwork
 from rnn_gradients.paths import config_dir
-from rnn_gradients.runtime import configure_cpu
+from rnn_gradients.runtime import configure_cpu, skip_final_gc
 from rnn_gradients.tasks import make_task
 
 log = logging.getLogger(__name__)
@@ -167,6 +167,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(f"ckpt_path={str(ckpt)!r} is {error}") from None
 
     threads = configure_cpu(cfg.num_threads, bool(cfg.flush_denormal), cfg.malloc_keep_mb)
+    skip_final_gc()  # here too: joblib's worker processes never run main()
     write_text_atomic(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     module, data = build(cfg)
     interrupt = GracefulInterrupt(run_dir / "checkpoints")
@@ -179,6 +180,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     start = time.perf_counter()
     trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
     wall = time.perf_counter() - start
+    # read before the closing validate below, which starts callback_metrics afresh
+    train_loss, train_normalized = _metric(trainer, "train/loss"), _metric(trainer, "train/normalized_loss")
     if interrupt.received is None and module.last_val_step != trainer.global_step:
         # make the summary's val numbers final; Lightning logs this evaluation at the final step itself
         for logger in trainer.loggers:
@@ -200,8 +203,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "wall_time_s": round(wall, 3),
         "baseline_loss": module.task.baseline_loss,
         "metric": module.task.metric_name,
-        "train_loss": _metric(trainer, "train/loss"),
-        "train_normalized_loss": _metric(trainer, "train/normalized_loss"),
+        "train_loss": train_loss,
+        "train_normalized_loss": train_normalized,
         "val_loss": _metric(trainer, "val/loss"),
         "val_normalized_loss": _metric(trainer, "val/normalized_loss"),
         "val_accuracy": _metric(trainer, "val/accuracy"),
@@ -261,6 +264,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    skip_final_gc()
     argv = sys.argv[1:]
     problem = (
         check_group_choices(argv, config_dir())
