@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from conftest import cli_env
+from rnn_gradients.bench import SweepRun, sweep_throughput
 
 RATIO_GROUPS = ("template_vs_plain", "observatory_overhead", "data_share")
 STATUSES = {"pass", "fail", "skipped", "info"}
@@ -72,8 +73,11 @@ def test_every_expected_row_is_present(tiny):
         for model in ("rnn", "lstm"):
             for seq_len in seq_lens:
                 assert f"{group}/{model}/T={seq_len}" in ids
-    assert {"scaling/rnn", "scaling/lstm", "startup/train", "sweep/parallel_vs_basic", "sweep/parallel_vs_basic_1thread", "gpu/lstm",
+    assert {"scaling/rnn", "scaling/lstm", "startup/train", "gpu/lstm",
             "threads/all_cores_vs_one", "threads/omp_active_vs_passive"} <= ids
+    for model in report["settings"]["sweep_models"]:
+        assert f"sweep/{model}/parallel_vs_basic" in ids
+    assert "sweep/lstm/parallel_vs_basic_1thread" in ids
     for model in ("rnn", "lstm"):
         assert f"denormals/{model}/T={seq_lens[-1]}" in ids
         assert f"malloc/{model}/T={seq_lens[0]}" in ids
@@ -132,6 +136,31 @@ def test_scaling_line_fits_the_reported_points(tiny):
         assert math.isclose(fit["worst_relative_deviation"], max(devs), rel_tol=1e-6, abs_tol=1e-9)
         assert fit["worst_at_T"] == xs[devs.index(max(devs))]
         assert row["status"] == "info" and row["target"] is None  # reported, not judged
+
+
+def test_sweep_throughput_split():
+    seq = [SweepRun(wall_s=50.0, job_s=[10.0, 10.0, 10.0, 10.0])]
+    par = [SweepRun(wall_s=30.0, job_s=[11.0, 11.0, 12.0, 11.0])]
+    split = sweep_throughput(seq, par)
+    assert split["steady_state_speedup"] == pytest.approx(2 * 10.0 / 11.0)  # median job times
+    assert split["overhead_s_sequential"] == pytest.approx(50.0 - 40.0)
+    assert split["overhead_s_parallel"] == pytest.approx(30.0 - 45.0 / 2)
+
+
+def test_sweep_rows_split_their_speedup(tiny):
+    _, report = tiny
+    rows = [r for r in rows_of(report, "sweep") if r["id"].endswith("/parallel_vs_basic")]
+    assert rows
+    for row in rows:
+        d = row["details"]
+        runs = {name: [SweepRun(**r) for r in rs] for name, rs in d["runs"].items()}
+        assert [r.wall_s for r in runs["basic"]] == row["a"]["samples"]
+        assert [r.wall_s for r in runs["parallel"]] == row["b"]["samples"]
+        assert all(len(r.job_s) == d["jobs"] and min(r.job_s) > 0 for rs in runs.values() for r in rs)
+        assert all(r.wall_s > sum(r.job_s) / 2 for rs in runs.values() for r in rs)  # jobs fit inside the command
+        expected = sweep_throughput(runs["basic"], runs["parallel"])
+        for key, value in expected.items():
+            assert d[key] == pytest.approx(value), key
 
 
 def test_startup_row_has_its_breakdown(tiny):

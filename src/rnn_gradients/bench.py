@@ -87,6 +87,7 @@ class Mode:
     sweep_jobs: int
     sweep_steps: int
     sweep_runs: int  # per launcher
+    sweep_models: tuple[str, ...]  # row 5 runs a sweep of each
     crosscheck_steps: int  # 0 = no direct long-window check of the amortization
     denormal_lstm_warmup: int
     threads_rounds: int
@@ -99,7 +100,7 @@ FULL = Mode(
     name="full", hidden=128, batch=64, seq_lens=(100, 500), val_size=1024,
     samples=4, fit_budget_s=2.5, turn_s=0.5, warmup=2, min_window=6, max_window=200,
     scaling_seq_lens=(50, 100, 200, 500, 1000), scaling_rounds=3, scaling_budget_s=1.5, scaling_min_steps=3,
-    denormal_rounds=3, startup_runs=3, sweep_jobs=4, sweep_steps=300, sweep_runs=2, crosscheck_steps=500,
+    denormal_rounds=3, startup_runs=3, sweep_jobs=4, sweep_steps=300, sweep_runs=2, sweep_models=("lstm", "rnn"), crosscheck_steps=500,
     denormal_lstm_warmup=25, threads_rounds=3, threads_budget_s=3.0, sweep_timeout_s=300,
 )
 QUICK = replace(
@@ -111,7 +112,7 @@ TINY = Mode(
     name="tiny", hidden=16, batch=8, seq_lens=(10, 20), val_size=32,
     samples=2, fit_budget_s=0.05, turn_s=0.01, warmup=1, min_window=4, max_window=6,
     scaling_seq_lens=(5, 10, 20, 40, 80), scaling_rounds=1, scaling_budget_s=0.02, scaling_min_steps=2,
-    denormal_rounds=1, startup_runs=1, sweep_jobs=2, sweep_steps=5, sweep_runs=1, crosscheck_steps=0,
+    denormal_rounds=1, startup_runs=1, sweep_jobs=2, sweep_steps=5, sweep_runs=1, sweep_models=("lstm",), crosscheck_steps=0,
     denormal_lstm_warmup=1, threads_rounds=1, threads_budget_s=0.05, sweep_timeout_s=300,
     train_extra=("model.hidden_size=16", "data.seq_len=10", "data.batch_size=8", "data.val_size=32"),
 )
@@ -1190,65 +1191,108 @@ SWEEP_LAUNCHERS = {
     "parallel": ["hydra/launcher=parallel", "hydra.launcher.n_jobs=2"],
     "basic_1thread": ["hydra/launcher=basic", "num_threads=1"],
 }
+# The LSTM gains from a second thread, the RNN does not (threads rows): the two bracket the speed-up.
+# basic_1thread (the launcher's own efficiency) only where a second thread matters.
+SWEEP_VARIANTS = {"lstm": ("basic", "parallel", "basic_1thread"), "rnn": ("basic", "parallel")}
+PARALLEL_JOBS = 2
+
+
+@dataclass
+class SweepRun:
+    wall_s: float  # the whole command, start-up and exit included
+    job_s: list[float]  # each job's own training time (summary.json wall_time_s)
+
+    def overhead_s(self, concurrent: int) -> float:
+        """Wall time not spent in jobs: start-up (imports, Hydra, joblib workers), report, exit."""
+        return self.wall_s - sum(self.job_s) / concurrent
+
+
+def sweep_throughput(seq: Sequence[SweepRun], par: Sequence[SweepRun]) -> dict[str, Any]:
+    """The parallel speed-up split into fixed costs and the rate at which jobs finish once running: the
+    latter is what a long sweep (jobs of thousands of steps) gets."""
+    seq_job = median([t for r in seq for t in r.job_s])
+    par_job = median([t for r in par for t in r.job_s])
+    return {
+        "job_s_sequential": seq_job,
+        "job_s_parallel": par_job,
+        "steady_state_speedup": PARALLEL_JOBS * seq_job / par_job,
+        "overhead_s_sequential": median([r.overhead_s(1) for r in seq]),
+        "overhead_s_parallel": median([r.overhead_s(PARALLEL_JOBS) for r in par]),
+    }
 
 
 def bench_sweep(mode: Mode, workdir: Path) -> list[dict[str, Any]]:
     """Row 5: a sweep's wall time with the joblib launcher vs sequentially (all cores per job, the
-    default), and vs sequentially at one thread per job (what the parallel launcher's jobs get: isolates
-    the launcher's own efficiency from what a second thread buys a single job)."""
+    default), for the LSTM and the RNN; and, for the LSTM, vs sequentially at one thread per job (what
+    the parallel launcher's jobs get: isolates the launcher's own efficiency from what a second thread
+    buys a single job). Each row also splits the speed-up into fixed costs and steady-state throughput."""
     seeds = ",".join(str(i) for i in range(mode.sweep_jobs))
-    counter = dict.fromkeys(SWEEP_LAUNCHERS, 0)
-    timed_out = dict.fromkeys(SWEEP_LAUNCHERS, 0)
+    rows: list[dict[str, Any]] = []
+    for model in mode.sweep_models:
+        variants = SWEEP_VARIANTS[model]
+        counter = dict.fromkeys(variants, 0)
+        timed_out = dict.fromkeys(variants, 0)
 
-    def sweep(launcher: str) -> float:
-        counter[launcher] += 1
-        out = workdir / f"sweep_{launcher}{counter[launcher]}"
-        cmd = [sys.executable, "-m", "rnn_gradients.train", "-m", f"seed={seeds}", f"trainer.max_steps={mode.sweep_steps}",
-               "trainer.enable_progress_bar=false", f"paths.output_dir={out}", *mode.train_extra,
-               *SWEEP_LAUNCHERS[launcher]]
-        try:
-            wall, _ = _run(cmd, workdir, mode.sweep_timeout_s)
-        except subprocess.TimeoutExpired:  # the time so far is a lower bound; the row says so
-            log.warning("%s sweep killed after %.0f s", launcher, mode.sweep_timeout_s)
-            timed_out[launcher] += 1
-            return float(mode.sweep_timeout_s)
-        done = [json.loads(p.read_text()).get("status") for p in out.glob("multirun/*/*/summary.json")]
-        if len(done) != mode.sweep_jobs or any(s not in ("completed", "diverged") for s in done):
-            raise RuntimeError(f"{launcher} sweep finished {done}, expected {mode.sweep_jobs} completed jobs")
-        return wall
+        def sweep(launcher: str) -> SweepRun | None:
+            counter[launcher] += 1
+            out = workdir / f"sweep_{model}_{launcher}{counter[launcher]}"
+            cmd = [sys.executable, "-m", "rnn_gradients.train", "-m", f"model={model}", f"seed={seeds}",
+                   f"trainer.max_steps={mode.sweep_steps}", "trainer.enable_progress_bar=false",
+                   f"paths.output_dir={out}", *mode.train_extra, *SWEEP_LAUNCHERS[launcher]]
+            try:
+                wall, _ = _run(cmd, workdir, mode.sweep_timeout_s)
+            except subprocess.TimeoutExpired:  # the time so far is a lower bound; the row says so
+                log.warning("%s %s sweep killed after %.0f s", model, launcher, mode.sweep_timeout_s)
+                timed_out[launcher] += 1
+                return None
+            done = [json.loads(p.read_text()) for p in out.glob("multirun/*/*/summary.json")]
+            if len(done) != mode.sweep_jobs or any(s.get("status") not in ("completed", "diverged") for s in done):
+                raise RuntimeError(f"{model} {launcher} sweep finished {[s.get('status') for s in done]}, "
+                                   f"expected {mode.sweep_jobs} completed jobs")
+            return SweepRun(wall, [float(s["wall_time_s"]) for s in done])
 
-    res: dict[str, list[float]] = {name: [] for name in SWEEP_LAUNCHERS}
-    for r in range(mode.sweep_runs):
-        for launcher in counterbalanced(list(SWEEP_LAUNCHERS), r):
-            if timed_out[launcher]:  # another run would only repeat the same lower bound
-                continue
-            res[launcher].append(sweep(launcher))
+        runs: dict[str, list[SweepRun]] = {name: [] for name in variants}
+        walls: dict[str, list[float]] = {name: [] for name in variants}
+        for r in range(mode.sweep_runs):
+            for launcher in counterbalanced(list(variants), r):
+                if timed_out[launcher]:  # another run would only repeat the same lower bound
+                    continue
+                run = sweep(launcher)
+                walls[launcher].append(float(mode.sweep_timeout_s) if run is None else run.wall_s)
+                if run is not None:
+                    runs[launcher].append(run)
 
-    def bound(a: str, b: str) -> str | None:
-        # a killed run counts as the timeout: then the speed-up is a lower (a) or upper (b) bound
-        if not (timed_out[a] or timed_out[b]):
-            return None
-        return "lower" if not timed_out[b] else "upper" if not timed_out[a] else "unknown"
+        def bound(a: str, b: str) -> str | None:
+            # a killed run counts as the timeout: then the speed-up is a lower (a) or upper (b) bound
+            if not (timed_out[a] or timed_out[b]):
+                return None
+            return "lower" if not timed_out[b] else "upper" if not timed_out[a] else "unknown"
 
-    details = {"jobs": mode.sweep_jobs, "steps": mode.sweep_steps, "cores": len(os.sched_getaffinity(0)),
-               "launchers": SWEEP_LAUNCHERS, "extra_overrides": list(mode.train_extra),
-               "timed_out_runs": timed_out, "timeout_s": mode.sweep_timeout_s}
-    parallel = side("hydra/launcher=parallel n_jobs=2, wall", res["parallel"], "s")
-    return [
-        ratio_row(
-            "sweep/parallel_vs_basic", "sweep",
-            f"{mode.sweep_jobs}-job multirun, {mode.sweep_steps} steps each: basic (sequential, all cores per job) / "
-            "joblib n_jobs=2 (speed-up)",
-            side("hydra/launcher=basic, wall", res["basic"], "s"), parallel,
-            {**details, "ratio_bound": bound("basic", "parallel")},
-        ),
-        info_row(
-            "sweep/parallel_vs_basic_1thread", "sweep",
-            f"{mode.sweep_jobs}-job multirun: basic at num_threads=1 / joblib n_jobs=2 (the launcher's own efficiency)",
-            side("hydra/launcher=basic num_threads=1, wall", res["basic_1thread"], "s"), parallel,
-            {**details, "ratio_bound": bound("basic_1thread", "parallel")},
-        ),
-    ]
+        def split(a: str) -> dict[str, Any]:
+            return sweep_throughput(runs[a], runs["parallel"]) if runs[a] and runs["parallel"] else {}
+
+        details = {"model": model, "jobs": mode.sweep_jobs, "steps": mode.sweep_steps,
+                   "cores": len(os.sched_getaffinity(0)), "launchers": {v: SWEEP_LAUNCHERS[v] for v in variants},
+                   "extra_overrides": list(mode.train_extra), "timed_out_runs": timed_out,
+                   "timeout_s": mode.sweep_timeout_s}
+        parallel = side(f"hydra/launcher=parallel n_jobs={PARALLEL_JOBS}, wall", walls["parallel"], "s")
+        rows.append(ratio_row(
+            f"sweep/{model}/parallel_vs_basic", "sweep",
+            f"{model.upper()}: {mode.sweep_jobs}-job multirun, {mode.sweep_steps} steps each: basic (sequential, "
+            f"all cores per job) / joblib n_jobs={PARALLEL_JOBS} (speed-up)",
+            side("hydra/launcher=basic, wall", walls["basic"], "s"), parallel,
+            {**details, **split("basic"), "ratio_bound": bound("basic", "parallel"),
+             "runs": {v: [asdict(r) for r in runs[v]] for v in variants}},
+        ))
+        if "basic_1thread" in variants:
+            rows.append(info_row(
+                f"sweep/{model}/parallel_vs_basic_1thread", "sweep",
+                f"{model.upper()}: {mode.sweep_jobs}-job multirun: basic at num_threads=1 / joblib "
+                f"n_jobs={PARALLEL_JOBS} (the launcher's own efficiency)",
+                side("hydra/launcher=basic num_threads=1, wall", walls["basic_1thread"], "s"), parallel,
+                {**details, **split("basic_1thread"), "ratio_bound": bound("basic_1thread", "parallel")},
+            ))
+    return rows
 
 
 # --------------------------------------------------------------------------------------------- report
@@ -1307,6 +1351,10 @@ def render_table(result: dict[str, Any]) -> str:
             raw = f"{fmt_value(a['median'], a['unit'])} ({a['n']})"
             if b:
                 raw += f" / {fmt_value(b['median'], b['unit'])} ({b['n']})"
+            if "steady_state_speedup" in row["details"]:
+                d = row["details"]
+                raw += (f"; once running {d['steady_state_speedup']:.2f}x (jobs {d['job_s_sequential']:.1f} / "
+                        f"{d['job_s_parallel']:.1f} s), fixed {d['overhead_s_sequential']:.1f} / {d['overhead_s_parallel']:.1f} s")
             if row["details"].get("ratio_bound"):
                 raw += f"  [{row['details']['ratio_bound']} bound: a run hit the {row['details']['timeout_s']:.0f} s timeout]"
         lines.append(f"{row['id']:<38} {tgt:>9} {measured:>10} {row['status']:>8}   {raw}")
