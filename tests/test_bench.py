@@ -170,6 +170,7 @@ def test_startup_row_has_its_breakdown(tiny):
     b = row["details"]["breakdown"]
     assert b["launch_to_job_start_s"] > 0 and b["imports_s"] > 0
     assert b["launch_to_job_start_s"] < row["a"]["median"] <= b["command_total_s"] + 1e-6
+    assert 0 < b["first_step_end_to_exit_s"] < b["command_total_s"]
     assert row["details"]["import_top"]["top"]
 
 

@@ -1168,6 +1168,7 @@ def bench_startup(mode: Mode, workdir: Path) -> list[dict[str, Any]]:
         "fit_setup_to_train_start_s": phase("setup", "train_start"),  # includes the observatory's step-0 probes and plot
         "train_start_to_first_step_s": phase("train_start", "first_step"),
         "first_step_duration_s": phase("first_step", "first_step_end"),
+        "first_step_end_to_exit_s": phase("first_step_end", "exit"),  # closing validation, summary, checkpoint, exit
         "command_total_s": median([r["exit"] for r in train_runs]),
         # parts of the first phase, measured separately (interleaved with the runs above)
         "interpreter_s": interp,
