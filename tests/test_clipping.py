@@ -13,7 +13,7 @@ from torch import nn
 from conftest import compose_config
 from rnn_gradients.clipping import GradientClipper
 from rnn_gradients.networks import RecurrentNetwork
-from rnn_gradients.train import build
+from rnn_gradients.run import build
 
 # Lightning 2.6 vs torch 2.13 deprecation notice, unrelated to this project
 pytestmark = pytest.mark.filterwarnings("ignore:.*isinstance\\(treespec, LeafSpec\\).*")

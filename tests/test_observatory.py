@@ -23,7 +23,7 @@ from rnn_gradients.callbacks.gate_stats import GateStatsLogger
 from rnn_gradients.callbacks.grad_flow import GradFlowLogger
 from rnn_gradients.callbacks.grad_histograms import GradHistogramLogger
 from rnn_gradients.callbacks.grad_norms import GradNormLogger
-from rnn_gradients.train import build
+from rnn_gradients.run import build
 
 KEEP_ALL = {"scalars": 0, "histograms": 0, "images": 0, "tensors": 0}
 

@@ -19,7 +19,7 @@ from rnn_gradients.callbacks.gate_stats import GateStatsLogger
 from rnn_gradients.callbacks.grad_flow import GradFlowLogger
 from rnn_gradients.callbacks.tensorboard_io import add_histogram, add_scalars
 from rnn_gradients.runtime import keep_freed_memory
-from rnn_gradients.train import build
+from rnn_gradients.run import build
 
 KEEP_ALL = {"scalars": 0, "histograms": 0, "images": 0, "tensors": 0}
 

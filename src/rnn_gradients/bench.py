@@ -54,7 +54,7 @@ from hydra import compose, initialize_config_dir
 from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
-from rnn_gradients import train as train_mod
+from rnn_gradients import run as run_mod
 from rnn_gradients.callbacks.checkpointing import GracefulInterrupt
 from rnn_gradients.io_utils import write_json_atomic
 from rnn_gradients.paths import config_dir
@@ -540,16 +540,16 @@ class TemplateSample:
 
 
 def apply_fp_mode(cfg: DictConfig) -> None:
-    """What train.train does to floating point: flush denormals to zero when cfg.flush_denormal (the
+    """What run.train does to floating point: flush denormals to zero when cfg.flush_denormal (the
     setting lives in the CPU's per-thread control register, so every thread that computes calls this)."""
     torch.set_flush_denormal(bool(cfg.get("flush_denormal", False)))
 
 
 def template_trainer(cfg: DictConfig, run_dir: Path, extra: Sequence[pl.Callback]) -> tuple[pl.Trainer, Any, Any]:
-    """What rnn_gradients.train.train builds (train.make_trainer), with interrupt handling that works off
+    """What rnn_gradients.run.train builds (run.make_trainer), with interrupt handling that works off
     the main thread."""
-    module, data = train_mod.build(cfg)
-    trainer = train_mod.make_trainer(cfg, run_dir, None, [_InterruptOffMainThread(run_dir / "checkpoints"), *extra])
+    module, data = run_mod.build(cfg)
+    trainer = run_mod.make_trainer(cfg, run_dir, None, [_InterruptOffMainThread(run_dir / "checkpoints"), *extra])
     return trainer, module, data
 
 
@@ -606,7 +606,7 @@ def plain_stepper(cfg: DictConfig, device: torch.device, amp: bool = False) -> t
     """The hand-written loop: same network (build), same optimizer factory, same batches (task.sample from
     a torch.Generator seeded like the data module), loss.backward, clip_grad_norm_, opt.step. Returns one
     step as a function (which returns the seconds task.sample took) and the data module (for its loader)."""
-    module, data = train_mod.build(cfg)
+    module, data = run_mod.build(cfg)
     net, task = module.network.to(device), module.task
     opt = hydra.utils.instantiate(cfg.optimizer)(net.parameters())
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -1108,6 +1108,10 @@ def import_breakdown(stderr: str) -> dict[str, Any]:
     return {"total_s": sum(totals.values()), "top": [{"package": k, "self_s": v} for k, v in top]}
 
 
+# What a run imports: the torch-free command line, then the run itself once the job starts.
+RUN_IMPORTS = "import rnn_gradients.train, rnn_gradients.run"
+
+
 def bench_startup(mode: Mode, workdir: Path) -> list[dict[str, Any]]:
     py = sys.executable
     runs: list[dict[str, float]] = []
@@ -1134,10 +1138,11 @@ def bench_startup(mode: Mode, workdir: Path) -> list[dict[str, Any]]:
     traced: list[str] = []  # stderr of `-X importtime` runs
 
     def imports() -> float:
-        """Seconds `import rnn_gradients.train` takes, timed inside a fresh interpreter (so neither its
-        start nor its exit counts); --tiny runs it under -X importtime, sparing a process."""
+        """Seconds the imports of a run take (the command line, then the run it loads: torch, Lightning),
+        timed inside a fresh interpreter (so neither its start nor its exit counts); --tiny runs it under
+        -X importtime, sparing a process."""
         importtime = ["-X", "importtime"] if mode.name == "tiny" else []
-        code = "import time; t = time.perf_counter(); import rnn_gradients.train; print(time.perf_counter() - t)"
+        code = f"import time; t = time.perf_counter(); {RUN_IMPORTS}; print(time.perf_counter() - t)"
         _, proc = _run([py, *importtime, "-c", code], workdir, 300)
         if importtime:
             traced.append(proc.stderr)
@@ -1172,11 +1177,11 @@ def bench_startup(mode: Mode, workdir: Path) -> list[dict[str, Any]]:
         "command_total_s": median([r["exit"] for r in train_runs]),
         # parts of the first phase, measured separately (interleaved with the runs above)
         "interpreter_s": interp,
-        "imports_s": median(res["imports"]),  # `import rnn_gradients.train` in a fresh interpreter
+        "imports_s": median(res["imports"]),  # RUN_IMPORTS in a fresh interpreter
         "hydra_compose_in_process_s": median(res["compose"]),  # one composition; main() composes twice
     }
     if not traced:  # where the import time goes: one more run, under -X importtime (not timed)
-        traced.append(_run([py, "-X", "importtime", "-c", "import rnn_gradients.train"], workdir, 300)[1].stderr)
+        traced.append(_run([py, "-X", "importtime", "-c", RUN_IMPORTS], workdir, 300)[1].stderr)
     details = {"breakdown": breakdown, "runs": train_runs, "import_top": import_breakdown(traced[-1]),
                "command": "python -m rnn_gradients.train trainer.max_steps=1 " + " ".join(mode.train_extra)}
     return [info_row("startup/train", "startup", "launch of `python -m rnn_gradients.train` to its first training step",
@@ -1387,7 +1392,7 @@ def run_benchmark(mode: Mode, threads: int, out_dir: Path, sections: Sequence[st
     # The process-wide allocator setting train.py applies: template and plain loop both run under it.
     malloc_keep_mb = int(compose_cfg([]).malloc_keep_mb)
     malloc_applied = keep_freed_memory(malloc_keep_mb)
-    train_mod.quiet_known_warnings()
+    run_mod.quiet_known_warnings()
     device = torch.device("cpu")
     estimates: dict[tuple[str, int], float] = {}
     rows: list[dict[str, Any]] = []
@@ -1449,7 +1454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--step-probe", metavar="JSON", help=argparse.SUPPRESS)  # internal: bench_threads' subprocess
     args = parser.parse_args(argv)
     if args.step_probe:
-        train_mod.quiet_known_warnings()
+        run_mod.quiet_known_warnings()
         sys.stdout.write(json.dumps(step_probe(json.loads(args.step_probe))) + "\n")
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-CLIP_MODES = ("none", "norm", "value")
+from rnn_gradients.choices import CLIP_MODES
 
 
 @dataclass

@@ -14,9 +14,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
-from rnn_gradients.clipping import CLIP_MODES
-from rnn_gradients.networks import CELLS, INITS, NONLINEARITIES
-from rnn_gradients.tasks import TASKS
+from rnn_gradients.choices import CELLS, CLIP_MODES, INITS, NONLINEARITIES, TASK_NAMES
 
 
 class ConfigError(ValueError):
@@ -55,7 +53,7 @@ def one_of(options: Sequence[str]) -> Callable[[Any], bool]:
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "seed": (non_negative_int, "an integer >= 0"),
     "num_threads": (non_negative_int, "an integer >= 0 (0 = auto)"),
-    "data.name": (one_of(sorted(TASKS)), f"one of {sorted(TASKS)}"),
+    "data.name": (one_of(TASK_NAMES), f"one of {sorted(TASK_NAMES)}"),
     "data.seq_len": (positive_int, "an integer > 0"),
     "data.batch_size": (positive_int, "an integer > 0"),
     "data.val_size": (positive_int, "an integer > 0"),

@@ -9,9 +9,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-CELLS = ("rnn", "lstm")
-NONLINEARITIES = ("tanh", "relu")
-INITS = ("default", "orthogonal", "spectral")
+from rnn_gradients.choices import CELLS, INITS, NONLINEARITIES
+
 LSTM_GATES = ("input", "forget", "cell", "output")  # torch's chunk order in the stacked weights
 
 

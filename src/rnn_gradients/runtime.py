@@ -15,7 +15,6 @@ import gc
 import logging
 import os
 
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf
@@ -84,6 +83,8 @@ def keep_freed_memory(megabytes: int) -> bool:
 
 def configure_cpu(num_threads: int, flush_denormal: bool, malloc_keep_mb: int) -> int:
     """Apply the three settings for this process; returns the number of torch threads."""
+    import torch  # here, not at the top: the command line imports this module without torch (train.py)
+
     threads = resolve_num_threads(num_threads)
     torch.set_num_threads(threads)
     # Vanishing gradients are denormals; the float64 gradient-flow probe stays far above them.

@@ -3,32 +3,23 @@
 Hydra composes the config from conf/; `-m` sweeps it. Each run writes TensorBoard event files, its
 config (.hydra/config.yaml as composed, config_resolved.yaml with every interpolation resolved),
 checkpoints/last.ckpt and, at the end, summary.json.
+
+This module is the command line only, and imports no torch: the run itself (rnn_gradients.run) loads
+when a job starts. So bad input is refused in well under a second, and the parent process of a joblib
+sweep, which only launches workers that import torch themselves, does not spend ~5 s importing it first.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import signal
 import sys
-import time
-import warnings
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import hydra
-import lightning.pytorch as pl
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from lightning.pytorch.callbacks import TQDMProgressBar
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from rnn_gradients import sweep_report
-from rnn_gradients.callbacks.checkpointing import LAST, GracefulInterrupt, PeriodicCheckpoint, checkpoint_step
-from rnn_gradients.callbacks.divergence import DivergenceMonitor
-from rnn_gradients.clipping import GradientClipper
 from rnn_gradients.config_checks import (
     ConfigError,
     check_group_choices,
@@ -37,211 +28,12 @@ from rnn_gradients.config_checks import (
     check_single_run,
     validate_config,
 )
-from rnn_gradients.data import TaskDataModule
-from rnn_gradients.io_utils import write_json_atomic, write_text_atomic
-from rnn_gradients.module import SequenceModule
-from rnn_gradients.networks import RecurrentNetwork
+from rnn_gradients.io_utils import write_json_atomic
 from rnn_gradients.paths import config_dir
-from rnn_gradients.runtime import configure_cpu, skip_final_gc
-from rnn_gradients.tasks import make_task
+from rnn_gradients.run_info import is_multirun, run_description
+from rnn_gradients.runtime import skip_final_gc
 
 log = logging.getLogger(__name__)
-
-
-def quiet_known_warnings() -> None:
-    """Silence warnings that are noise here. Called inside the job too: joblib workers do not run
-    this module's top level."""
-    # Lightning's advice to add DataLoader workers does not apply to in-process vectorized generation.
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    warnings.filterwarnings("ignore", ".*`IterableDataset` has `__len__`.*")
-    warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")  # Lightning vs torch 2.13
-
-
-def arm_label(cfg: DictConfig) -> str:
-    """'RNN', 'LSTM', 'LSTM+clip' (and 'RNN+clip'): the labels of the figures and logs."""
-    name = str(cfg.model.cell).upper()
-    return f"{name}+clip" if cfg.clipping.mode != "none" else name
-
-
-def build_network(cfg: DictConfig, input_size: int, output_size: int) -> RecurrentNetwork:
-    m = cfg.model
-    return RecurrentNetwork(
-        cell=m.cell,
-        input_size=input_size,
-        hidden_size=m.hidden_size,
-        output_size=output_size,
-        num_layers=m.num_layers,
-        nonlinearity=m.nonlinearity,
-        init=m.init,
-        spectral_radius=m.spectral_radius,
-        forget_bias=m.forget_bias,
-    )
-
-
-def build(cfg: DictConfig) -> tuple[SequenceModule, TaskDataModule]:
-    """Model and data from a composed config (seeds weights with cfg.seed first)."""
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    task = make_task(cfg.data.name, cfg.data.seq_len)
-    network = build_network(cfg, task.input_size, task.output_size)
-    module = SequenceModule(
-        network=network,
-        task=task,
-        optimizer=hydra.utils.instantiate(cfg.optimizer),
-        clipper=GradientClipper(cfg.clipping.mode, cfg.clipping.threshold),
-        scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
-    )
-    data = TaskDataModule(task, cfg.data.batch_size, cfg.seed, cfg.data.val_size, cfg.data.val_seed)
-    return module, data
-
-
-def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
-    """Every entry of cfg.callbacks with a _target_; `callbacks.<name>=null` switches one off."""
-    entries = cfg.get("callbacks") or {}
-    return [hydra.utils.instantiate(c) for c in entries.values() if c is not None and "_target_" in c]
-
-
-def _choice(group: str) -> str | None:
-    """The option chosen for a config group (e.g. experiment=arms), if running under Hydra."""
-    return HydraConfig.get().runtime.choices.get(group) if HydraConfig.initialized() else None
-
-
-def _metric(trainer: pl.Trainer, key: str) -> float | None:
-    """A logged metric as a float; None when absent or non-finite (JSON has no NaN/inf)."""
-    value = trainer.callback_metrics.get(key)
-    if value is None or not math.isfinite(float(value)):
-        return None
-    return float(value)
-
-
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4g}"
-
-
-FINISHED = ("completed", "diverged")  # statuses a resumed sweep skips
-
-
-def resolve_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
-    """ckpt_path=<file> | last (this run dir's checkpoints/last.ckpt); resume=true implies last if it exists."""
-    last = run_dir / "checkpoints" / LAST
-    if cfg.ckpt_path in (None, ""):
-        return last if cfg.resume and last.is_file() else None
-    path = last if cfg.ckpt_path == "last" else Path(cfg.ckpt_path)
-    if not path.is_file():
-        raise ConfigError(f"ckpt_path={cfg.ckpt_path!r}: no checkpoint at {path} (give a .ckpt file, or 'last' with hydra.run.dir=<run dir>)")
-    return path
-
-
-def build_logger(cfg: DictConfig, resume_step: int | None) -> Any:
-    if not cfg.get("logger") or "_target_" not in cfg.logger:
-        return False
-    # On resume, TensorBoard discards events the interrupted run logged after its checkpoint (purge_step),
-    # so curves continue without duplicated steps.
-    extra = {"purge_step": resume_step + 1} if resume_step is not None else {}
-    return hydra.utils.instantiate(cfg.logger, **extra)
-
-
-def make_trainer(cfg: DictConfig, run_dir: Path, resume_step: int | None, extra: Sequence[pl.Callback] = ()) -> pl.Trainer:
-    """The Trainer of a run: cfg.trainer with cfg.callbacks, periodic checkpoints, the progress bar's
-    refresh rate, the logger, then `extra` (the benchmark builds its template runs with this too)."""
-    callbacks = [*build_callbacks(cfg), PeriodicCheckpoint(run_dir / "checkpoints", cfg.checkpoint.every_n_steps)]
-    if cfg.trainer.get("enable_progress_bar", True):
-        callbacks.append(TQDMProgressBar(refresh_rate=cfg.progress_bar_refresh_rate))
-    callbacks += extra
-    return hydra.utils.instantiate(cfg.trainer, logger=build_logger(cfg, resume_step), callbacks=callbacks)
-
-
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit (or resume), then write summary.json in the run directory; returns the summary."""
-    quiet_known_warnings()
-    run_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(cfg.paths.output_dir)
-    summary_path = run_dir / "summary.json"
-    if cfg.resume and summary_path.is_file():
-        previous = json.loads(summary_path.read_text())
-        if previous.get("status") in FINISHED:
-            log.info("resume=true: %s already %s, skipping", run_dir, previous["status"])
-            return previous
-    ckpt = resolve_checkpoint(cfg, run_dir)
-    try:
-        resume_step = checkpoint_step(ckpt) if ckpt is not None else None
-    except ValueError as error:
-        raise ConfigError(f"ckpt_path={str(ckpt)!r} is {error}") from None
-
-    threads = configure_cpu(cfg.num_threads, bool(cfg.flush_denormal), cfg.malloc_keep_mb)
-    skip_final_gc()  # here too: joblib's worker processes never run main()
-    write_text_atomic(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    module, data = build(cfg)
-    interrupt = GracefulInterrupt(run_dir / "checkpoints")
-    trainer = make_trainer(cfg, run_dir, resume_step, [interrupt])
-    log.info(
-        "Run dir %s | %s on %s (T=%d) | %d torch threads%s", run_dir, arm_label(cfg), cfg.data.name,
-        cfg.data.seq_len, threads, f" | resuming from step {resume_step} ({ckpt})" if ckpt else "",
-    )
-
-    start = time.perf_counter()
-    trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
-    wall = time.perf_counter() - start
-    # read before the closing validate below, which starts callback_metrics afresh
-    train_loss, train_normalized = _metric(trainer, "train/loss"), _metric(trainer, "train/normalized_loss")
-    if interrupt.received is None and module.last_val_step != trainer.global_step:
-        # make the summary's val numbers final; Lightning logs this evaluation at the final step itself
-        for logger in trainer.loggers:
-            logger.shift = 0
-        trainer.validate(module, datamodule=data, verbose=False)
-
-    divergence = next((c for c in trainer.callbacks if isinstance(c, DivergenceMonitor)), None)
-    diverged = divergence is not None and divergence.diverged_at is not None
-    status = "interrupted" if interrupt.received is not None else "diverged" if diverged else "completed"
-    summary = {
-        **run_description(cfg),
-        "status": status,
-        "diverged": diverged,
-        "diverged_at_step": divergence.diverged_at if diverged else None,
-        "divergence_reason": divergence.reason if diverged else None,
-        "interrupted_by": signal.Signals(interrupt.received).name if interrupt.received else None,
-        "resumed_from_step": resume_step,
-        "steps": trainer.global_step,
-        "wall_time_s": round(wall, 3),
-        "baseline_loss": module.task.baseline_loss,
-        "metric": module.task.metric_name,
-        "train_loss": train_loss,
-        "train_normalized_loss": train_normalized,
-        "val_loss": _metric(trainer, "val/loss"),
-        "val_normalized_loss": _metric(trainer, "val/normalized_loss"),
-        "val_accuracy": _metric(trainer, "val/accuracy"),
-    }
-    write_json_atomic(summary_path, summary)
-    log.info(
-        "Done: %s after %d steps in %.1fs, val loss %s (normalized %s), %s %s",
-        status, summary["steps"], wall, _fmt(summary["val_loss"]),
-        _fmt(summary["val_normalized_loss"]), module.task.metric_name, _fmt(summary["val_accuracy"]),
-    )
-    if interrupt.received is not None and (interrupt.received == signal.SIGINT or not _is_multirun()):
-        # Exit like the signal would have, after saving everything. Ctrl-C stops a whole sweep; a job of
-        # a sweep that alone got SIGTERM returns instead, so the launcher goes on with the other jobs.
-        sys.exit(128 + interrupt.received)
-    return summary
-
-
-def run_description(cfg: DictConfig) -> dict[str, Any]:
-    """What a run is (the summary's identifying fields), known before it starts."""
-    return {
-        "arm": arm_label(cfg),
-        "experiment": _choice("experiment"),
-        "model": cfg.model.cell,
-        "task": cfg.data.name,
-        "seq_len": cfg.data.seq_len,
-        "clipping": cfg.clipping.mode,
-        "clip_threshold": cfg.clipping.threshold,
-        "optimizer": _choice("optimizer") or str(cfg.optimizer._target_).rsplit(".", 1)[-1].lower(),
-        "lr": cfg.optimizer.lr,
-        "forget_bias": cfg.model.forget_bias,
-        "hidden_size": cfg.model.hidden_size,
-        "seed": cfg.seed,
-    }
-
-
-def _is_multirun() -> bool:
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
@@ -249,6 +41,8 @@ def _hydra_main(cfg: DictConfig) -> None:
     try:
         validate_config(cfg)
         check_output_dir(Path(HydraConfig.get().runtime.output_dir), cfg.min_free_disk_mb)
+        from rnn_gradients.run import train  # torch and Lightning load here, in the job's own process
+
         train(cfg)
     except ConfigError as error:
         log.error("%s", error)
@@ -258,7 +52,7 @@ def _hydra_main(cfg: DictConfig) -> None:
         log.exception("Run failed: %s", reason)
         run_dir = Path(HydraConfig.get().runtime.output_dir)
         write_json_atomic(run_dir / "summary.json", {**run_description(cfg), "status": "failed", "failure_reason": reason})
-        if not _is_multirun():
+        if not is_multirun():
             sys.exit(1)
         # in a sweep: let the other jobs run; the sweep report lists this one and the exit code says so
 

@@ -1,0 +1,45 @@
+"""What a run is, read from its config and Hydra's state: labels, the summary's identifying fields.
+
+Torch-free, so the command line can record a job that failed before (or while) the heavy libraries loaded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+
+def arm_label(cfg: DictConfig) -> str:
+    """'RNN', 'LSTM', 'LSTM+clip' (and 'RNN+clip'): the labels of the figures and logs."""
+    name = str(cfg.model.cell).upper()
+    return f"{name}+clip" if cfg.clipping.mode != "none" else name
+
+
+def group_choice(group: str) -> str | None:
+    """The option chosen for a config group (e.g. experiment=arms), if running under Hydra."""
+    return HydraConfig.get().runtime.choices.get(group) if HydraConfig.initialized() else None
+
+
+def is_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def run_description(cfg: DictConfig) -> dict[str, Any]:
+    """What a run is (the summary's identifying fields), known before it starts."""
+    return {
+        "arm": arm_label(cfg),
+        "experiment": group_choice("experiment"),
+        "model": cfg.model.cell,
+        "task": cfg.data.name,
+        "seq_len": cfg.data.seq_len,
+        "clipping": cfg.clipping.mode,
+        "clip_threshold": cfg.clipping.threshold,
+        "optimizer": group_choice("optimizer") or str(cfg.optimizer._target_).rsplit(".", 1)[-1].lower(),
+        "lr": cfg.optimizer.lr,
+        "forget_bias": cfg.model.forget_bias,
+        "hidden_size": cfg.model.hidden_size,
+        "seed": cfg.seed,
+    }

@@ -1,0 +1,98 @@
+"""The command line loads torch and Lightning only once a job starts (rnn_gradients.run).
+
+So bad input is refused in a fraction of a second, and the parent process of a joblib sweep, which only
+launches workers that import torch themselves, does not import it first (docs/benchmarks.md, row 5).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from conftest import TINY, cli_env
+
+HEAVY = ("torch", "lightning", "matplotlib", "tensorboard")
+
+
+def loaded_heavy(code: str) -> list[str]:
+    probe = f"{code}\nimport sys, json; print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_command_line_modules_import_no_torch():
+    assert loaded_heavy("import rnn_gradients.train, rnn_gradients.config_checks, rnn_gradients.run_info") == []
+    # the probe can fail: the run module does load them
+    assert set(loaded_heavy("import rnn_gradients.run")) >= {"torch", "lightning"}
+
+
+def test_task_names_match_the_tasks():
+    from rnn_gradients.choices import TASK_NAMES
+    from rnn_gradients.tasks import TASKS
+
+    assert sorted(TASKS) == sorted(TASK_NAMES)
+
+
+def imported_modules(importtime_stderr: str) -> set[str]:
+    """Top-level packages named in `python -X importtime` output."""
+    return {line.split("|")[-1].strip().split(".")[0] for line in importtime_stderr.splitlines() if line.startswith("import time:")}
+
+
+def test_bad_input_is_refused_before_torch_loads(tmp_path):
+    for args, message in (
+        (["model=foo"], "model must be one of ['lstm', 'rnn']"),
+        (["data.seq_len=-3"], "data.seq_len must be an integer > 0"),
+        (["clipping=norm", "clipping.threshold=0"], "clipping.threshold"),
+    ):
+        proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "rnn_gradients.train", *args], cwd=tmp_path,
+                              env=cli_env(), capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        errors = [line for line in proc.stderr.splitlines() if not line.startswith("import time:")]
+        assert any(message in line for line in errors), errors
+        modules = imported_modules(proc.stderr)
+        assert "hydra" in modules and "torch" not in modules and "lightning" not in modules, sorted(modules)
+    assert not (tmp_path / "outputs").exists()
+
+
+PROBE = textwrap.dedent('''
+    import json, os, sys
+    from hydra.experimental.callback import Callback
+
+    def heavy():
+        return sorted(m for m in ("torch", "lightning") if m in sys.modules)
+
+    class ModulesProbe(Callback):
+        """Records which heavy packages the sweep's parent and each job's process had loaded."""
+        def __init__(self, path):
+            self.path = path
+        def on_job_end(self, config, job_return, **kwargs):
+            with open(os.path.join(self.path, f"job{os.getpid()}_{config.hydra.job.num}.json"), "w") as f:
+                json.dump({"pid": os.getpid(), "heavy": heavy()}, f)
+        def on_multirun_end(self, config, **kwargs):
+            with open(os.path.join(self.path, "parent.json"), "w") as f:
+                json.dump({"pid": os.getpid(), "heavy": heavy()}, f)
+''')
+
+
+def test_joblib_sweep_parent_does_not_import_torch(tmp_path):
+    (tmp_path / "modules_probe.py").write_text(PROBE)
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    env = {**cli_env(), "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    args = ["-m", "seed=0,1", *TINY, f"paths.output_dir={tmp_path / 'out'}", "hydra/launcher=parallel",
+            "hydra.launcher.n_jobs=2", "+hydra.callbacks.probe._target_=modules_probe.ModulesProbe",
+            f"+hydra.callbacks.probe.path={marks}"]
+    proc = subprocess.run([sys.executable, "-m", "rnn_gradients.train", *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    parent = json.loads((marks / "parent.json").read_text())
+    jobs = [json.loads(p.read_text()) for p in sorted(marks.glob("job*.json"))]
+    assert parent["heavy"] == []
+    assert len(jobs) == 2
+    assert all(job["heavy"] == ["lightning", "torch"] and job["pid"] != parent["pid"] for job in jobs)
+    summaries = [json.loads(p.read_text()) for p in (tmp_path / "out" / "multirun").glob("*/*/summary.json")]
+    assert sorted(s["status"] for s in summaries) == ["completed", "completed"]
