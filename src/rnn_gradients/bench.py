@@ -51,7 +51,6 @@ import hydra
 import lightning.pytorch as pl
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.experimental.callback import Callback as HydraCallback
 from omegaconf import DictConfig, OmegaConf
 
 from rnn_gradients import run as run_mod
@@ -1055,18 +1054,6 @@ class FirstStepProbe(pl.Callback):
             write_json_atomic(self.path, self.marks)
 
 
-class HydraJobProbe(HydraCallback):
-    """Hydra callback (`+hydra.callbacks.bench_probe._target_=rnn_gradients.bench.HydraJobProbe
-    +hydra.callbacks.bench_probe.path=...`): when the job starts, i.e. after the imports, main()'s own
-    checks, Hydra's composition and the creation of the run directory."""
-
-    def __init__(self, path: str) -> None:
-        self.path = Path(path)
-
-    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        write_json_atomic(self.path, {"job_start": time.time()})
-
-
 def _run(cmd: Sequence[str], cwd: Path, timeout: float, env_extra: Mapping[str, str | None] | None = None
          ) -> tuple[float, subprocess.CompletedProcess]:
     """Run a command in its own process group; on timeout the whole group (joblib workers too) is killed
@@ -1122,7 +1109,7 @@ def bench_startup(mode: Mode, workdir: Path) -> list[dict[str, Any]]:
         marks_path, job_path = workdir / f"startup{i}.json", workdir / f"startup{i}_job.json"
         cmd = [py, "-m", "rnn_gradients.train", "trainer.max_steps=1", f"paths.output_dir={out}", *mode.train_extra,
                "+callbacks.bench_probe._target_=rnn_gradients.bench.FirstStepProbe", f"+callbacks.bench_probe.path={marks_path}",
-               "+hydra.callbacks.bench_probe._target_=rnn_gradients.bench.HydraJobProbe",
+               "+hydra.callbacks.bench_probe._target_=rnn_gradients.bench_probes.HydraJobProbe",
                f"+hydra.callbacks.bench_probe.path={job_path}"]
         launch = time.time()
         wall, _ = _run(cmd, workdir, 600)
@@ -1167,8 +1154,8 @@ def bench_startup(mode: Mode, workdir: Path) -> list[dict[str, Any]]:
     interp = median(res["interpreter"])
     breakdown = {
         # phases of the real command, from the wall-clock marks its probes wrote; medians over the runs
-        "launch_to_job_start_s": phase(None, "job_start"),  # interpreter, imports, main()'s checks, Hydra composition, run dir
-        "job_start_to_model_built_s": phase("job_start", "callbacks_built"),  # validation, config_resolved.yaml, model, data, callbacks
+        "launch_to_job_start_s": phase(None, "job_start"),  # interpreter, the CLI's torch-free imports, main()'s checks, Hydra composition, run dir
+        "job_start_to_model_built_s": phase("job_start", "callbacks_built"),  # the run's imports (torch, Lightning), validation, config_resolved.yaml, model, data, callbacks
         "trainer_construction_s": phase("callbacks_built", "setup"),
         "fit_setup_to_train_start_s": phase("setup", "train_start"),  # includes the observatory's step-0 probes and plot
         "train_start_to_first_step_s": phase("train_start", "first_step"),
