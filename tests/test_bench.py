@@ -78,6 +78,8 @@ def test_every_expected_row_is_present(tiny):
     for model in report["settings"]["sweep_models"]:
         assert f"sweep/{model}/parallel_vs_basic" in ids
     assert "sweep/lstm/parallel_vs_basic_1thread" in ids
+    # rows 1-2 again, one fresh process per sample (the shortest step)
+    assert {f"template_vs_plain_fresh/rnn/T={seq_lens[0]}", f"observatory_overhead_fresh/rnn/T={seq_lens[0]}"} <= ids
     for model in ("rnn", "lstm"):
         assert f"denormals/{model}/T={seq_lens[-1]}" in ids
         assert f"malloc/{model}/T={seq_lens[0]}" in ids

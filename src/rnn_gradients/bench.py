@@ -7,6 +7,8 @@ reports medians over samples and the ratio of the medians. Rows (docs/benchmarks
  1. template_vs_plain     the template's training step (real Trainer + SequenceModule from the
                           Hydra-composed config, default callbacks) / a hand-written PyTorch loop
  2. observatory_overhead  the template with default callbacks / with callbacks=none
+ 1-2 *_fresh              rows 1-2 again for the shortest step, each sample one variant alone in a fresh
+                          process (a cross-check: rows 1-2 build a dozen trainers in one process)
  3. data_share            task.sample() / one plain training step
  4. startup               `python -m rnn_gradients.train` from launch to the first training step
  5. sweep                 a multirun with the basic (sequential) launcher / with the joblib launcher
@@ -92,6 +94,8 @@ class Mode:
     threads_rounds: int
     threads_budget_s: float
     sweep_timeout_s: float
+    fresh_rounds: int  # rows 1-2 again for the shortest step, one fresh process per sample
+    fresh_budget_s: float  # timed window of one fresh-process sample
     train_extra: tuple[str, ...] = ()  # extra overrides of the subprocess runs (startup, sweep)
 
 
@@ -101,11 +105,13 @@ FULL = Mode(
     scaling_seq_lens=(50, 100, 200, 500, 1000), scaling_rounds=3, scaling_budget_s=1.5, scaling_min_steps=3,
     denormal_rounds=3, startup_runs=3, sweep_jobs=4, sweep_steps=300, sweep_runs=2, sweep_models=("lstm", "rnn"), crosscheck_steps=500,
     denormal_lstm_warmup=25, threads_rounds=3, threads_budget_s=3.0, sweep_timeout_s=300,
+    fresh_rounds=3, fresh_budget_s=8.0,
 )
 QUICK = replace(
     FULL, name="quick", samples=2, fit_budget_s=1.0, max_window=100, scaling_rounds=1, scaling_budget_s=0.6,
     denormal_rounds=1, startup_runs=2, sweep_steps=100, sweep_runs=1, crosscheck_steps=0,
     denormal_lstm_warmup=15, threads_rounds=1, threads_budget_s=1.5, sweep_timeout_s=240,
+    fresh_rounds=1, fresh_budget_s=3.0,
 )
 TINY = Mode(
     name="tiny", hidden=16, batch=8, seq_lens=(10, 20), val_size=32,
@@ -113,6 +119,7 @@ TINY = Mode(
     scaling_seq_lens=(5, 10, 20, 40, 80), scaling_rounds=1, scaling_budget_s=0.02, scaling_min_steps=2,
     denormal_rounds=1, startup_runs=1, sweep_jobs=2, sweep_steps=5, sweep_runs=1, sweep_models=("lstm",), crosscheck_steps=0,
     denormal_lstm_warmup=1, threads_rounds=1, threads_budget_s=0.05, sweep_timeout_s=300,
+    fresh_rounds=1, fresh_budget_s=0.05,
     train_extra=("model.hidden_size=16", "data.seq_len=10", "data.batch_size=8", "data.val_size=32"),
 )
 MODES = {m.name: m for m in (FULL, QUICK, TINY)}
@@ -122,6 +129,8 @@ MODELS = ("rnn", "lstm")
 TARGETS = {
     "template_vs_plain": ("<=", 1.10),
     "observatory_overhead": ("<=", 1.05),
+    "template_vs_plain_fresh": ("<=", 1.10),
+    "observatory_overhead_fresh": ("<=", 1.05),
     "data_share": ("<=", 0.03),
     "sweep": (">=", 1.6),
     "gpu": ("<=", 1.10),
@@ -830,6 +839,61 @@ def bench_crosscheck(mode: Mode, workdir: Path, device: torch.device) -> dict[st
             "amortized_ms": amortized, "relative_difference": amortized / direct - 1, "n": len(samples)}
 
 
+# --------------------------------------------------------------------------------------------- rows 1-2 in fresh processes
+
+FRESH_VARIANTS = {"template": "default", "template_none": "none", "plain": None}  # variant -> callbacks (None: plain loop)
+
+
+def fresh_probe(spec: Mapping[str, Any]) -> dict[str, float]:
+    """One variant of rows 1-2 alone in this fresh process (`--fresh-probe`, internal), as a user's own run
+    has it: no other trainer ever built in the process, and the settings run.train applies (threads,
+    malloc, denormals). The template's step is measured as in rows 1-2 (periodic events amortized)."""
+    mode = MODES[spec["mode"]]
+    torch.set_num_threads(int(spec["threads"]))
+    overrides = step_overrides(mode, spec["model"], spec["seq_len"])
+    cfg = compose_cfg(overrides)
+    keep_freed_memory(int(cfg.malloc_keep_mb))
+    run_mod.quiet_known_warnings()
+    device, callbacks = torch.device("cpu"), FRESH_VARIANTS[spec["variant"]]
+    if callbacks is None:
+        apply_fp_mode(cfg)
+        return {"step_ms": plain_sample(cfg, mode.warmup, int(spec["window"]), device).step_ms}
+    with tempfile.TemporaryDirectory(prefix="rnn-gradients-fresh-") as tmp:
+        overrides = step_overrides(mode, spec["model"], spec["seq_len"], callbacks=callbacks)
+        return {"step_ms": template_sample(overrides, mode.warmup, int(spec["window"]), Path(tmp), device).step_ms}
+
+
+def bench_fresh(mode: Mode, workdir: Path, threads: int, estimates: dict[tuple[str, int], float]) -> list[dict[str, Any]]:
+    """Rows 1-2 again for the shortest step (RNN, the first T), each sample one variant alone in a fresh
+    process, the variants alternating in counterbalanced order: a cross-check of the in-process,
+    step-interleaved rows, which build a dozen trainers in one process."""
+    model, seq_len = "rnn", mode.seq_lens[0]
+    key = f"{model}/T={seq_len}"
+    est = estimates.setdefault((model, seq_len), estimate_step_s(compose_cfg(step_overrides(mode, model, seq_len)), torch.device("cpu")))
+    window = window_for(est, mode.fresh_budget_s, mode.min_window, 10 * mode.max_window)
+
+    def probe(variant: str) -> float:
+        spec = {"mode": mode.name, "model": model, "seq_len": seq_len, "variant": variant, "window": window,
+                "threads": threads}
+        _, proc = _run([sys.executable, "-m", "rnn_gradients.bench", "--fresh-probe", json.dumps(spec)], workdir, 900)
+        return float(json.loads(proc.stdout.strip().splitlines()[-1])["step_ms"])
+
+    log.info("fresh %s: %d counted steps x %d rounds, one process per sample", key, window, mode.fresh_rounds)
+    res = interleave({v: (lambda v=v: probe(v)) for v in FRESH_VARIANTS}, mode.fresh_rounds)
+    tpl = side("template (default callbacks), own process", res["template"], "ms")
+    none = side("template (callbacks=none), own process", res["template_none"], "ms")
+    plain = side("plain PyTorch loop, own process", res["plain"], "ms")
+    details = {"model": model, "seq_len": seq_len, "hidden": mode.hidden, "batch": mode.batch, "window": window,
+               "rounds": mode.fresh_rounds, "callbacks_none_ms": none["median"]}
+    return [
+        ratio_row(f"template_vs_plain_fresh/{key}", "template_vs_plain_fresh",
+                  f"{model.upper()} T={seq_len}: template step / plain loop, each alone in a fresh process", tpl, plain, details),
+        ratio_row(f"observatory_overhead_fresh/{key}", "observatory_overhead_fresh",
+                  f"{model.upper()} T={seq_len}: default callbacks / callbacks=none, each alone in a fresh process",
+                  tpl, none, details),
+    ]
+
+
 # --------------------------------------------------------------------------------------------- rows 6, denormals
 
 
@@ -1371,7 +1435,7 @@ def summarize(rows: Sequence[dict[str, Any]], threads: int) -> dict[str, Any]:
     return out
 
 
-SECTIONS = ("steps", "crosscheck", "scaling", "denormals", "malloc", "threads", "startup", "sweep", "gpu")
+SECTIONS = ("steps", "fresh", "crosscheck", "scaling", "denormals", "malloc", "threads", "startup", "sweep", "gpu")
 
 
 def run_benchmark(mode: Mode, threads: int, out_dir: Path, sections: Sequence[str] = SECTIONS) -> dict[str, Any]:
@@ -1395,6 +1459,8 @@ def run_benchmark(mode: Mode, threads: int, out_dir: Path, sections: Sequence[st
             try:
                 if section == "steps":
                     rows += bench_steps(mode, workdir, device, estimates)
+                elif section == "fresh":
+                    rows += bench_fresh(mode, workdir, threads, estimates)
                 elif section == "crosscheck" and mode.crosscheck_steps:
                     extra["amortization_crosscheck"] = bench_crosscheck(mode, workdir, device)
                 elif section == "scaling":
@@ -1439,7 +1505,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "template's auto (all usable cores)")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}")
     parser.add_argument("--step-probe", metavar="JSON", help=argparse.SUPPRESS)  # internal: bench_threads' subprocess
+    parser.add_argument("--fresh-probe", metavar="JSON", help=argparse.SUPPRESS)  # internal: bench_fresh's subprocess
     args = parser.parse_args(argv)
+    if args.fresh_probe:
+        with quiet():
+            result = fresh_probe(json.loads(args.fresh_probe))
+        sys.stdout.write(json.dumps(result) + "\n")
+        return 0
     if args.step_probe:
         run_mod.quiet_known_warnings()
         sys.stdout.write(json.dumps(step_probe(json.loads(args.step_probe))) + "\n")
