@@ -38,8 +38,8 @@ log = logging.getLogger(__name__)
 
 
 def quiet_known_warnings() -> None:
-    """Silence warnings that are noise here. Called inside the job too: joblib workers do not run
-    this module's top level."""
+    """Silence warnings that are noise here; called by every job, in whichever process runs it (a
+    joblib worker never runs the command line's set-up)."""
     # Lightning's advice to add DataLoader workers does not apply to in-process vectorized generation.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*`IterableDataset` has `__len__`.*")
