@@ -170,6 +170,18 @@ def test_single_run_layout(single):
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
 
 
+def test_lightning_lines_print_once_and_reach_train_log(single):
+    """Lightning's own messages (e.g. 'GPU available: ...') once on the console, in Hydra's format, and in the
+    run's train.log (Lightning loads inside the job, after Hydra configured logging)."""
+    proc, _, out = single
+    assert_ok(proc)
+    console = [line for line in (proc.stdout + proc.stderr).splitlines() if "GPU available:" in line]
+    assert len(console) == 1, console
+    assert "[lightning.pytorch" in console[0]
+    train_log = (only_child(out / "runs") / "train.log").read_text()
+    assert train_log.count("GPU available:") == 1
+
+
 def test_summary_train_loss_when_last_step_is_not_a_validation_step(tmp_path):
     """Training stops between two validations (3 steps, validation every 2), so train() runs a closing
     validation, which starts Lightning's callback_metrics afresh; the summary's train loss must still be

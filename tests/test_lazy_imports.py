@@ -97,3 +97,5 @@ def test_joblib_sweep_parent_does_not_import_torch(tmp_path):
     assert all(job["heavy"] == ["lightning", "torch"] and job["pid"] != parent["pid"] for job in jobs)
     summaries = [json.loads(p.read_text()) for p in (tmp_path / "out" / "multirun").glob("*/*/summary.json")]
     assert sorted(s["status"] for s in summaries) == ["completed", "completed"]
+    # each worker's Lightning lines print once (Lightning loaded after Hydra configured the worker's logging)
+    assert sum("GPU available:" in line for line in (proc.stdout + proc.stderr).splitlines()) == 2

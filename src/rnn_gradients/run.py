@@ -46,6 +46,23 @@ def quiet_known_warnings() -> None:
     warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")  # Lightning vs torch 2.13
 
 
+def log_lightning_once() -> None:
+    """One console line per Lightning message, and that line in the run's train.log too.
+
+    The `lightning` package prints its INFO lines through a console handler of its own. `lightning.pytorch`
+    keeps them away from the root logger only when it is imported before logging is configured; the
+    command line now imports it inside the job, after Hydra set up its handlers, so every line would
+    reach the console twice (Lightning's handler and Hydra's). Where the root logger has handlers, the
+    package's own console handler goes; Hydra's formatting and its train.log then carry the line.
+    """
+    if not logging.getLogger().hasHandlers():
+        return
+    package = logging.getLogger("lightning")
+    for handler in list(package.handlers):
+        if type(handler) is logging.StreamHandler:
+            package.removeHandler(handler)
+
+
 def build_network(cfg: DictConfig, input_size: int, output_size: int) -> RecurrentNetwork:
     m = cfg.model
     return RecurrentNetwork(
@@ -131,6 +148,7 @@ def make_trainer(cfg: DictConfig, run_dir: Path, resume_step: int | None, extra:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (or resume), then write summary.json in the run directory; returns the summary."""
     quiet_known_warnings()
+    log_lightning_once()
     run_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(cfg.paths.output_dir)
     summary_path = run_dir / "summary.json"
     if cfg.resume and summary_path.is_file():
