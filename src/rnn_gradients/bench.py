@@ -850,16 +850,15 @@ def fresh_probe(spec: Mapping[str, Any]) -> dict[str, float]:
     malloc, denormals). The template's step is measured as in rows 1-2 (periodic events amortized)."""
     mode = MODES[spec["mode"]]
     torch.set_num_threads(int(spec["threads"]))
-    overrides = step_overrides(mode, spec["model"], spec["seq_len"])
-    cfg = compose_cfg(overrides)
+    cfg = compose_cfg(step_overrides(mode, spec["model"], spec["seq_len"]))
     keep_freed_memory(int(cfg.malloc_keep_mb))
     run_mod.quiet_known_warnings()
     device, callbacks = torch.device("cpu"), FRESH_VARIANTS[spec["variant"]]
     if callbacks is None:
         apply_fp_mode(cfg)
         return {"step_ms": plain_sample(cfg, mode.warmup, int(spec["window"]), device).step_ms}
+    overrides = step_overrides(mode, spec["model"], spec["seq_len"], callbacks=callbacks)
     with tempfile.TemporaryDirectory(prefix="rnn-gradients-fresh-") as tmp:
-        overrides = step_overrides(mode, spec["model"], spec["seq_len"], callbacks=callbacks)
         return {"step_ms": template_sample(overrides, mode.warmup, int(spec["window"]), Path(tmp), device).step_ms}
 
 
