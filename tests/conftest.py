@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,37 @@ def cli() -> Callable[..., subprocess.CompletedProcess]:
 
 def read_summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
+
+
+ROOT = Path(__file__).resolve().parents[1]
+SLURM_SCRIPT = ROOT / "scripts" / "slurm_local.sh"
+SLURM_CONF = Path("/etc/slurm/slurm.conf")
+
+
+def _slurm_unavailable() -> str | None:
+    """Why this machine cannot run the local cluster, or None."""
+    if os.geteuid() != 0:
+        return "not root: scripts/slurm_local.sh installs packages and starts daemons"
+    if not shutil.which("slurmctld") and not shutil.which("apt-get"):
+        return "SLURM is not installed and there is no apt-get to install it"
+    if SLURM_CONF.is_file() and "scripts/slurm_local.sh" not in SLURM_CONF.read_text():
+        return f"{SLURM_CONF} belongs to a real cluster: the slurm tests submit only to the local one"
+    return None
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[None]:
+    """The one-node SLURM of scripts/slurm_local.sh, started for the session (and stopped after it, when
+    this session started it). Skips only where the machine cannot run it; with CI=true it never skips."""
+    reason = _slurm_unavailable()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true: the slurm tests must run, but {reason}")
+        pytest.skip(reason)
+    started_here = subprocess.run([SLURM_SCRIPT, "status"], capture_output=True).returncode != 0
+    if started_here:
+        start = subprocess.run([SLURM_SCRIPT, "start"], capture_output=True, text=True, timeout=900)
+        assert start.returncode == 0, f"scripts/slurm_local.sh start failed:\n{start.stdout}\n{start.stderr}"
+    yield
+    if started_here:
+        subprocess.run([SLURM_SCRIPT, "stop"], capture_output=True, timeout=120)

@@ -176,9 +176,11 @@ def test_startup_row_has_its_breakdown(tiny):
     assert row["details"]["import_top"]["top"]
 
 
-def test_gpu_row(tiny):
+@pytest.mark.parametrize("group,row_id", [("gpu", "gpu/lstm"), ("gpu_observatory_overhead", "gpu_observatory_overhead/lstm")])
+def test_gpu_row(tiny, group, row_id):
     _, report = tiny
-    (row,) = rows_of(report, "gpu")
+    (row,) = rows_of(report, group)
+    assert row["id"] == row_id
     if torch.cuda.is_available():
         assert row["status"] in ("pass", "fail")
     else:

@@ -83,7 +83,8 @@ def test_joblib_launcher_gives_each_job_its_share_of_the_cores(tmp_path):
     cores = len(os.sched_getaffinity(0))
     for job in ("0", "1"):
         log = (tmp_path / "sweep" / job / "train.log").read_text()
-        assert f"| {max(1, cores // 2)} torch threads" in log
+        threads = max(1, cores // 2)
+        assert f"| {threads} torch thread{'' if threads == 1 else 's'} (CPU affinity mask: {cores} cores / 2 parallel jobs)" in log
         assert read_summary(tmp_path / "sweep" / job)["status"] == "completed"
 
 

@@ -13,42 +13,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import cli_env, read_summary, run_cli
+from run_checks import assert_same_run
 
 SMALL = [
     "model.hidden_size=16", "data.seq_len=20", "data.batch_size=16", "data.val_size=64", "num_threads=1",
     "trainer.enable_progress_bar=false", "trainer.val_check_interval=10", "trainer.log_every_n_steps=1",
     "checkpoint.every_n_steps=7",
 ]
-
-
-def weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
-
-
-def curve(run_dir: Path, tag: str) -> list[tuple[int, float]]:
-    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
-    acc.Reload()
-    return [(e.step, e.value) for e in acc.Scalars(tag)]
-
-
-def assert_same_run(a: Path, b: Path, steps: int, stopped_at: int | None = None) -> None:
-    """Bit-identical weights and identical, gap-free, duplicate-free curves. A run that ended at
-    `stopped_at` and was then continued validated there too: its one extra val point is allowed."""
-    wa, wb = weights(a), weights(b)
-    assert wa.keys() == wb.keys()
-    for key in wa:
-        assert torch.equal(wa[key], wb[key]), key
-    for tag in ("train/loss", "grad_norm/total_preclip", "lr-Adam"):
-        ca, cb = curve(a, tag), curve(b, tag)
-        assert [s for s, _ in cb] == list(range(1, steps + 1)), tag
-        assert ca == cb, tag
-    val_a, val_b = dict(curve(a, "val/loss")), curve(b, "val/loss")
-    assert len(dict(val_b)) == len(val_b), "duplicated validation steps"
-    assert set(dict(val_b)) - set(val_a) <= {stopped_at}
-    assert all(dict(val_b)[step] == value for step, value in val_a.items())
 
 
 def test_resume_from_checkpoint_is_bit_identical(tmp_path):

@@ -32,6 +32,7 @@ class SequenceModule(pl.LightningModule):
         self.network, self.task, self.make_optimizer, self.clipper = network, task, optimizer, clipper
         self.make_scheduler = scheduler
         self.last_val_step = -1
+        self._unlogged: tuple[Tensor, Tensor, Tensor] | None = None
 
     def forward(self, x: Tensor) -> Tensor:
         return self.network(x, last_only=not self.task.per_step_output)
@@ -41,14 +42,28 @@ class SequenceModule(pl.LightningModule):
         predictions = self(x)
         loss = self.task.loss(predictions, y)
         if log_metrics:
-            on_step = stage == "train"
-            self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=not on_step, prog_bar=True)
-            self.log(f"{stage}/normalized_loss", loss / self.task.baseline_loss, on_step=on_step, on_epoch=not on_step)
-            self.log(f"{stage}/accuracy", self.task.metric(predictions, y), on_step=on_step, on_epoch=not on_step)
+            self._log_metrics(stage, loss, predictions, y)
+        elif stage == "train":  # kept (references only) in case training stops at the end of this step
+            self._unlogged = (loss.detach(), predictions.detach(), y)
         return loss
 
+    def _log_metrics(self, stage: str, loss: Tensor, predictions: Tensor, y: Tensor) -> None:
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=not on_step, prog_bar=True)
+        self.log(f"{stage}/normalized_loss", loss / self.task.baseline_loss, on_step=on_step, on_epoch=not on_step)
+        self.log(f"{stage}/accuracy", self.task.metric(predictions, y), on_step=on_step, on_epoch=not on_step)
+
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        self._unlogged = None
         return self._shared_step(batch, "train", log_metrics=self._logs_this_step())
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """A callback stopped training after this step (a signal, divergence), which training_step could not
+        know: log the step's own metrics now. Lightning writes train/* when training stops, and would
+        otherwise write the last logged step's values again under this step."""
+        if self.trainer.should_stop and self._unlogged is not None:
+            self._log_metrics("train", *self._unlogged)
+            self._unlogged = None
 
     def _logs_this_step(self) -> bool:
         """Whether Lightning will write this step's train/* metrics (every `log_every_n_steps`, and when

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import signal
 import sys
 import time
@@ -25,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from rnn_gradients.callbacks.checkpointing import LAST, GracefulInterrupt, PeriodicCheckpoint, checkpoint_step
 from rnn_gradients.callbacks.divergence import DivergenceMonitor
 from rnn_gradients.clipping import GradientClipper
+from rnn_gradients.cluster import in_slurm_job, restart_count
 from rnn_gradients.config_checks import ConfigError
 from rnn_gradients.data import TaskDataModule
 from rnn_gradients.io_utils import write_json_atomic, write_text_atomic
@@ -115,11 +117,11 @@ def _fmt(value: float | None) -> str:
 FINISHED = ("completed", "diverged")  # statuses a resumed sweep skips
 
 
-def resolve_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
-    """ckpt_path=<file> | last (this run dir's checkpoints/last.ckpt); resume=true implies last if it exists."""
+def resolve_checkpoint(cfg: DictConfig, run_dir: Path, resume: bool) -> Path | None:
+    """ckpt_path=<file> | last (this run dir's checkpoints/last.ckpt); `resume` implies last if it exists."""
     last = run_dir / "checkpoints" / LAST
     if cfg.ckpt_path in (None, ""):
-        return last if cfg.resume and last.is_file() else None
+        return last if resume and last.is_file() else None
     path = last if cfg.ckpt_path == "last" else Path(cfg.ckpt_path)
     if not path.is_file():
         raise ConfigError(f"ckpt_path={cfg.ckpt_path!r}: no checkpoint at {path} (give a .ckpt file, or 'last' with hydra.run.dir=<run dir>)")
@@ -151,26 +153,32 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     log_lightning_once()
     run_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(cfg.paths.output_dir)
     summary_path = run_dir / "summary.json"
-    if cfg.resume and summary_path.is_file():
+    # A job SLURM restarted (requeue, preemption, node failure, submitit's requeue at a time limit) runs
+    # again in the same run directory: it resumes as if launched with resume=true.
+    restarts = restart_count()
+    resume = bool(cfg.resume) or restarts > 0
+    if restarts:
+        log.info("SLURM restart %d of job %s: resuming from the run's last checkpoint", restarts, os.environ.get("SLURM_JOB_ID"))
+    if resume and summary_path.is_file():
         previous = json.loads(summary_path.read_text())
         if previous.get("status") in FINISHED:
-            log.info("resume=true: %s already %s, skipping", run_dir, previous["status"])
+            log.info("resuming: %s already %s, skipping", run_dir, previous["status"])
             return previous
-    ckpt = resolve_checkpoint(cfg, run_dir)
+    ckpt = resolve_checkpoint(cfg, run_dir, resume)
     try:
         resume_step = checkpoint_step(ckpt) if ckpt is not None else None
     except ValueError as error:
         raise ConfigError(f"ckpt_path={str(ckpt)!r} is {error}") from None
 
-    threads = configure_cpu(cfg.num_threads, bool(cfg.flush_denormal), cfg.malloc_keep_mb)
+    threads, threads_reason = configure_cpu(cfg.num_threads, bool(cfg.flush_denormal), cfg.malloc_keep_mb)
     skip_final_gc()  # here too: joblib's worker processes never run main()
     write_text_atomic(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     module, data = build(cfg)
     interrupt = GracefulInterrupt(run_dir / "checkpoints")
     trainer = make_trainer(cfg, run_dir, resume_step, [interrupt])
     log.info(
-        "Run dir %s | %s on %s (T=%d) | %d torch threads%s", run_dir, arm_label(cfg), cfg.data.name,
-        cfg.data.seq_len, threads, f" | resuming from step {resume_step} ({ckpt})" if ckpt else "",
+        "Run dir %s | %s on %s (T=%d) | %d torch thread%s (%s)%s", run_dir, arm_label(cfg), cfg.data.name,
+        cfg.data.seq_len, threads, "" if threads == 1 else "s", threads_reason, f" | resuming from step {resume_step} ({ckpt})" if ckpt else "",
     )
 
     start = time.perf_counter()
@@ -211,8 +219,22 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         status, summary["steps"], wall, _fmt(summary["val_loss"]),
         _fmt(summary["val_normalized_loss"]), module.task.metric_name, _fmt(summary["val_accuracy"]),
     )
-    if interrupt.received is not None and (interrupt.received == signal.SIGINT or not is_multirun()):
+    if interrupt.preempted:
+        hand_over_to_scheduler(interrupt)
+    elif interrupt.received is not None and (interrupt.received == signal.SIGINT or not is_multirun() or in_slurm_job()):
         # Exit like the signal would have, after saving everything. Ctrl-C stops a whole sweep; a job of
-        # a sweep that alone got SIGTERM returns instead, so the launcher goes on with the other jobs.
+        # a local sweep that alone got SIGTERM returns instead, so the launcher goes on with the other
+        # jobs. A SLURM job exits without a result: SLURM requeues it (the launcher then waits for the
+        # next attempt) or has cancelled it (the launcher reports it from this summary).
         sys.exit(128 + interrupt.received)
     return summary
+
+
+def hand_over_to_scheduler(interrupt: GracefulInterrupt) -> None:
+    """After submitit's preemption / time-limit signal and the checkpoint: let submitit requeue the job
+    (it exits this process). Where it will not (max_num_timeout reached), the run stays interrupted and
+    resumes by hand with resume=true."""
+    try:
+        interrupt.hand_over_to_submitit()
+    except Exception as error:  # submitit raises UncompletedJobError when it will not requeue
+        log.warning("Not requeued (%s): resume by hand with hydra.sweep.dir=<sweep dir> resume=true", str(error).splitlines()[0])

@@ -13,11 +13,12 @@ import ctypes
 import ctypes.util
 import gc
 import logging
-import os
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf
+
+from rnn_gradients.cluster import cpu_allocation
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +45,31 @@ def skip_final_gc() -> None:
         _final_gc_skipped = True
 
 
-def resolve_num_threads(requested: int) -> int:
-    """0 = auto: all usable cores for a single run, cores / n_jobs for each job of a joblib sweep.
+def thread_plan(requested: int) -> tuple[int, str]:
+    """Torch threads for this process, and why that many (for the run's log line).
 
-    Usable cores come from the CPU affinity mask, which SLURM (and taskset) restrict to the job's share.
+    0 = auto: the cores this job was given (cluster.cpu_allocation: the affinity mask, capped by
+    SLURM_CPUS_PER_TASK) for a single run, divided by n_jobs for each job of a joblib sweep. An explicit
+    number above the allocation is capped: oversubscribed OpenMP threads spin and slow every job.
     """
+    cores, source = cpu_allocation()
     if requested > 0:
-        return requested
-    cores, jobs = len(os.sched_getaffinity(0)), 1
+        if requested > cores and source.startswith("SLURM"):
+            return cores, f"num_threads={requested} capped at {source}"
+        return requested, f"num_threads={requested}"
+    jobs = 1
     if HydraConfig.initialized():
         hydra_cfg = HydraConfig.get()
         if hydra_cfg.mode == RunMode.MULTIRUN:
             n_jobs = OmegaConf.select(hydra_cfg, "launcher.n_jobs", default=1) or 1
             jobs = cores if n_jobs < 0 else n_jobs
-    return max(1, cores // max(1, jobs))
+    if jobs > 1:
+        return max(1, cores // jobs), f"{source}: {cores} cores / {jobs} parallel jobs"
+    return cores, source
+
+
+def resolve_num_threads(requested: int) -> int:
+    return thread_plan(requested)[0]
 
 
 def keep_freed_memory(megabytes: int) -> bool:
@@ -81,13 +93,13 @@ def keep_freed_memory(megabytes: int) -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, size)) & bool(mallopt(_M_TRIM_THRESHOLD, size))
 
 
-def configure_cpu(num_threads: int, flush_denormal: bool, malloc_keep_mb: int) -> int:
-    """Apply the three settings for this process; returns the number of torch threads."""
+def configure_cpu(num_threads: int, flush_denormal: bool, malloc_keep_mb: int) -> tuple[int, str]:
+    """Apply the three settings for this process; returns the number of torch threads and why."""
     import torch  # here, not at the top: the command line imports this module without torch (train.py)
 
-    threads = resolve_num_threads(num_threads)
+    threads, reason = thread_plan(num_threads)
     torch.set_num_threads(threads)
     # Vanishing gradients are denormals; the float64 gradient-flow probe stays far above them.
     torch.set_flush_denormal(flush_denormal)
     keep_freed_memory(malloc_keep_mb)
-    return threads
+    return threads, reason

@@ -1,13 +1,19 @@
-"""End-of-sweep report: a table of completed / diverged / failed / interrupted jobs, with reasons.
+"""Sweep report: a table of completed / diverged / failed / interrupted jobs, with reasons, in
+sweep_report.{md,json}.
 
-Registered as a Hydra callback (conf/config.yaml, hydra.callbacks), so it runs in the launching process
-after every launcher (basic, joblib, submitit) has finished. Also written to sweep_report.{json,md}.
+Written by the launching process after every launcher (basic, joblib, submitit) has finished (a Hydra
+callback, conf/config.yaml), and refreshed by each job when it ends, so it stays true for a job that
+SLURM requeued and that finishes after the launcher returned. Rebuild it by hand with
+`python -m rnn_gradients.sweep_report <sweep dir>` (exit code 1 while a job is unfinished).
 """
 
 from __future__ import annotations
 
+import argparse
+import fcntl
 import json
 import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,19 +84,36 @@ LAST_REPORT: SweepReport | None = None  # read by train.main() to set the exit c
 ACTIVE_SWEEP: Path | None = None  # set when a multirun starts, so a launcher crash still gets its report
 
 
+def save_report(sweep_dir: Path) -> SweepReport:
+    """Collect and save the report (sweep_report.md / .json), under a lock on the sweep folder: jobs ending
+    together each save one, and the last to take the lock has seen every summary written before it."""
+    sweep_dir = Path(sweep_dir)
+    with open(sweep_dir / ".sweep_report.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        report = collect(sweep_dir)
+        write_text_atomic(sweep_dir / "sweep_report.md", report.markdown())
+        write_json_atomic(sweep_dir / "sweep_report.json", {"counts": report.counts, "jobs": report.jobs})
+    return report
+
+
 def write_report(sweep_dir: Path) -> SweepReport:
-    """Collect, save (sweep_report.md / .json) and log the report of a sweep."""
+    """The launching process's report at the end of a sweep: saved, logged, and kept for the exit code."""
     global LAST_REPORT
-    report = collect(sweep_dir)
-    LAST_REPORT = report
-    write_text_atomic(sweep_dir / "sweep_report.md", report.markdown())
-    write_json_atomic(sweep_dir / "sweep_report.json", {"counts": report.counts, "jobs": report.jobs})
+    report = LAST_REPORT = save_report(sweep_dir)
     log.info("Sweep finished: %s", ", ".join(f"{v} {k}" for k, v in report.counts.items() if v))
     for job in report.jobs:
         if job["status"] != "completed":
             log.warning("  job %s %s: %s", job["job"], job["status"], job["reason"])
-    log.info("Report: %s", sweep_dir / "sweep_report.md")
+    log.info("Report: %s", Path(sweep_dir) / "sweep_report.md")
     return report
+
+
+def refresh_after_job(sweep_dir: Path) -> None:
+    """Called by each job of a sweep when it ends (completed, diverged, failed or interrupted)."""
+    try:
+        save_report(sweep_dir)
+    except OSError as error:  # a report is never worth failing a finished job for
+        log.warning("Could not refresh %s: %s", Path(sweep_dir) / "sweep_report.md", error)
 
 
 class SweepReportCallback(Callback):
@@ -107,3 +130,19 @@ def report_after_launcher_crash() -> None:
     on_multirun_end; train.main() calls this so the jobs that did run are still reported."""
     if ACTIVE_SWEEP is not None and LAST_REPORT is None and ACTIVE_SWEEP.is_dir():
         write_report(ACTIVE_SWEEP)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rnn_gradients.sweep_report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("sweep_dir", type=Path, help="a multirun folder (hydra.sweep.dir)")
+    args = parser.parse_args(argv)
+    if not any(args.sweep_dir.glob("*/.hydra")):
+        print(f"error: sweep_dir={str(args.sweep_dir)!r} holds no job folder (<job>/.hydra/)", file=sys.stderr)
+        return 2
+    report = save_report(args.sweep_dir)
+    sys.stdout.write(report.markdown())
+    return 1 if report.incomplete else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -55,6 +55,9 @@ def _hydra_main(cfg: DictConfig) -> None:
         if not is_multirun():
             sys.exit(1)
         # in a sweep: let the other jobs run; the sweep report lists this one and the exit code says so
+    finally:
+        if is_multirun():  # the report stays true for a job that ends after its launcher returned
+            sweep_report.refresh_after_job(Path(HydraConfig.get().sweep.dir))
 
 
 def main() -> None:

@@ -13,6 +13,8 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from rnn_gradients.cluster import submitit_preempt_signal
+
 log = logging.getLogger(__name__)
 
 LAST = "last.ckpt"
@@ -59,16 +61,24 @@ class PeriodicCheckpoint(pl.Callback):
 
 
 class GracefulInterrupt(pl.Callback):
-    """On the first SIGINT or SIGTERM: finish the current step, save last.ckpt, stop training.
-    A second signal interrupts at once. `received` tells train.py to mark the run interrupted."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    """On the first SIGINT or SIGTERM, or in a submitit SLURM job its preemption / time-limit signal
+    (USR2): finish the current step, save last.ckpt, stop training. A second signal interrupts at once.
+    `received` tells run.py to mark the run interrupted; after a preemption signal run.py then calls
+    `hand_over_to_submitit`, which requeues the job: submitit's own handler would exit mid-step, losing
+    the steps since the last periodic checkpoint."""
 
     def __init__(self, dirpath: Path) -> None:
         self.dirpath = Path(dirpath)
         self.received: int | None = None
         self.stopped_at: int | None = None
+        self.preempt_signal = submitit_preempt_signal()
+        self.signals = (signal.SIGINT, signal.SIGTERM, *([self.preempt_signal] if self.preempt_signal else []))
         self._previous: dict[int, Any] = {}
+        self._submitit_handler: Any = None
+
+    @property
+    def preempted(self) -> bool:
+        return self.received is not None and self.received == self.preempt_signal
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
         if self.received is not None:  # second signal: give up gracefulness
@@ -77,8 +87,10 @@ class GracefulInterrupt(pl.Callback):
         log.warning("Received %s: saving a checkpoint after this step, then stopping.", signal.Signals(signum).name)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        for signum in self.SIGNALS:
+        for signum in self.signals:
             self._previous[signum] = signal.signal(signum, self._handler)
+        if self.preempt_signal is not None:
+            self._submitit_handler = self._previous[self.preempt_signal]
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.received is not None and self.stopped_at is None:
@@ -91,3 +103,10 @@ class GracefulInterrupt(pl.Callback):
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous = {}
+
+    def hand_over_to_submitit(self) -> None:
+        """Run submitit's preemption handler now that the checkpoint is saved: it pickles the job for a
+        resubmission, requeues it (`scontrol requeue`) and exits the process, or raises when it will not
+        requeue (a time limit reached more than max_num_timeout times)."""
+        if callable(self._submitit_handler) and self.received is not None:
+            self._submitit_handler(self.received, None)

@@ -1,0 +1,1 @@
+"""Hydra launcher plugins of rnn-gradients (Hydra instantiates launchers only from the hydra_plugins namespace)."""

@@ -1,0 +1,45 @@
+"""What a run needs to know about the scheduler it runs under: its CPU share, whether SLURM restarted it,
+and the signal submitit takes as "you are preempted / about to time out". Torch-free (the command line
+and the launcher import it).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+
+def restart_count() -> int:
+    """How many times SLURM restarted this job (requeue, preemption, node failure, or submitit's own
+    requeue after a preemption or time-limit signal); 0 outside SLURM."""
+    try:
+        return int(os.environ.get("SLURM_RESTART_COUNT", "0"))
+    except ValueError:
+        return 0
+
+
+def in_slurm_job() -> bool:
+    return "SLURM_JOB_ID" in os.environ
+
+
+def submitit_preempt_signal() -> signal.Signals | None:
+    """The signal submitit's job handler checkpoints and requeues on, when this process is a submitit
+    SLURM job (submitit reads the same variable, USR2 by default); None otherwise."""
+    if os.environ.get("SUBMITIT_EXECUTOR") != "slurm":
+        return None
+    name = os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")
+    return getattr(signal, name if name.startswith("SIG") else f"SIG{name}", None)
+
+
+def cpu_allocation() -> tuple[int, str]:
+    """Cores this process may use, and where that number comes from.
+
+    The CPU affinity mask is what taskset, cgroups and SLURM's task/affinity plugin restrict; a SLURM node
+    that does not pin CPUs (TaskPlugin=task/none) leaves the mask at every core, so the allocation
+    (SLURM_CPUS_PER_TASK) caps it too.
+    """
+    cores = len(os.sched_getaffinity(0))
+    allocated = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if allocated.isdigit() and 0 < int(allocated) < cores:
+        return int(allocated), f"SLURM_CPUS_PER_TASK={allocated}"
+    return cores, "CPU affinity mask"
