@@ -82,7 +82,7 @@ start_munge() {
 
 running() { [[ -f $STATE/$1.pid ]] && kill -0 "$(cat "$STATE/$1.pid")" 2>/dev/null; }
 
-node_state() { sinfo -h -N -n "$HOST" -o %t 2>/dev/null | head -1; }
+node_state() { { sinfo -h -N -n "$HOST" -o %t 2>/dev/null || true; } | head -1; }
 
 start() {
     [[ $(id -u) == 0 ]] || die "needs root (it installs packages and starts daemons)"
