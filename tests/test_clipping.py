@@ -280,7 +280,7 @@ def test_fp16_mixed_precision_clips_unscaled_gradients_and_survives_scaler_overf
     GradScaler (scale 65536) exercises the same code path (the LSTM has no CPU fp16 kernel: RNN)."""
     from lightning.pytorch.plugins.precision import MixedPrecision
 
-    from rnn_gradients.callbacks.divergence import DivergenceMonitor
+    from rnn_gradients.guards.divergence_monitor import DivergenceMonitor
 
     class Probe(pl.Callback):
         def __init__(self) -> None:

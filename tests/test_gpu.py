@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from conftest import TINY, compose_config, read_summary, run_cli
-from rnn_gradients.callbacks.divergence import DivergenceMonitor
+from rnn_gradients.guards.divergence_monitor import DivergenceMonitor
 from rnn_gradients.reference import time_gradient_norms, unrolled_forward
 from rnn_gradients.run import build
 from rnn_gradients.tasks import CopyTask

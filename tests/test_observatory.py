@@ -19,10 +19,10 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import TINY, compose_config, read_summary, run_cli
-from rnn_gradients.callbacks.gate_stats import GateStatsLogger
-from rnn_gradients.callbacks.grad_flow import GradFlowLogger
-from rnn_gradients.callbacks.grad_histograms import GradHistogramLogger
-from rnn_gradients.callbacks.grad_norms import GradNormLogger
+from rnn_gradients.observatory.gate_stats import GateStatsLogger
+from rnn_gradients.observatory.gradient_flow import GradFlowLogger
+from rnn_gradients.observatory.gradient_histograms import GradHistogramLogger
+from rnn_gradients.observatory.gradient_norms import GradNormLogger
 from rnn_gradients.run import build
 
 KEEP_ALL = {"scalars": 0, "histograms": 0, "images": 0, "tensors": 0}

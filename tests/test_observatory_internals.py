@@ -15,9 +15,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.utils.tensorboard import SummaryWriter
 
 from conftest import compose_config
-from rnn_gradients.callbacks.gate_stats import GateStatsLogger
-from rnn_gradients.callbacks.grad_flow import GradFlowLogger
-from rnn_gradients.callbacks.tensorboard_io import add_histogram, add_scalars
+from rnn_gradients.observatory.gate_stats import GateStatsLogger
+from rnn_gradients.observatory.gradient_flow import GradFlowLogger
+from rnn_gradients.observatory.tensorboard_io import add_histogram, add_scalars
 from rnn_gradients.runtime import keep_freed_memory
 from rnn_gradients.run import build
 

@@ -57,7 +57,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from rnn_gradients import run as run_mod
-from rnn_gradients.callbacks.checkpointing import GracefulInterrupt
+from rnn_gradients.guards.checkpointing import GracefulInterrupt
 from rnn_gradients.io_utils import write_json_atomic
 from rnn_gradients.paths import config_dir
 from rnn_gradients.runtime import keep_freed_memory, resolve_num_threads

@@ -143,7 +143,7 @@ def check_single_run(argv: Sequence[str], conf_dir: Path) -> str | None:
     except ConfigError as error:
         return str(error)
     if cfg.ckpt_path not in (None, "", "last"):
-        from rnn_gradients.callbacks.checkpointing import checkpoint_step
+        from rnn_gradients.guards.checkpointing import checkpoint_step
 
         if not Path(cfg.ckpt_path).is_file():
             return f"ckpt_path={cfg.ckpt_path!r}: no such file (give a .ckpt file, or 'last' with hydra.run.dir=<run dir>)"

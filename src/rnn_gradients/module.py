@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from rnn_gradients.clipping import GradientClipper
+from rnn_gradients.contract import STAGE_TAGS
 from rnn_gradients.networks import RecurrentNetwork
 from rnn_gradients.tasks import Task
 
@@ -49,9 +50,10 @@ class SequenceModule(pl.LightningModule):
 
     def _log_metrics(self, stage: str, loss: Tensor, predictions: Tensor, y: Tensor) -> None:
         on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=not on_step, prog_bar=True)
-        self.log(f"{stage}/normalized_loss", loss / self.task.baseline_loss, on_step=on_step, on_epoch=not on_step)
-        self.log(f"{stage}/accuracy", self.task.metric(predictions, y), on_step=on_step, on_epoch=not on_step)
+        loss_tag, normalized_tag, accuracy_tag = STAGE_TAGS[stage]
+        self.log(loss_tag, loss, on_step=on_step, on_epoch=not on_step, prog_bar=True)
+        self.log(normalized_tag, loss / self.task.baseline_loss, on_step=on_step, on_epoch=not on_step)
+        self.log(accuracy_tag, self.task.metric(predictions, y), on_step=on_step, on_epoch=not on_step)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         self._unlogged = None

@@ -23,8 +23,9 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import TQDMProgressBar
 from omegaconf import DictConfig, OmegaConf
 
-from rnn_gradients.callbacks.checkpointing import LAST, GracefulInterrupt, PeriodicCheckpoint, checkpoint_step
-from rnn_gradients.callbacks.divergence import DivergenceMonitor
+from rnn_gradients import contract
+from rnn_gradients.guards.checkpointing import GracefulInterrupt, PeriodicCheckpoint, checkpoint_step
+from rnn_gradients.guards.divergence_monitor import DivergenceMonitor
 from rnn_gradients.clipping import GradientClipper
 from rnn_gradients.cluster import in_slurm_job, restart_count
 from rnn_gradients.config_checks import ConfigError
@@ -114,12 +115,11 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4g}"
 
 
-FINISHED = ("completed", "diverged")  # statuses a resumed sweep skips
 
 
 def resolve_checkpoint(cfg: DictConfig, run_dir: Path, resume: bool) -> Path | None:
     """ckpt_path=<file> | last (this run dir's checkpoints/last.ckpt); `resume` implies last if it exists."""
-    last = run_dir / "checkpoints" / LAST
+    last = run_dir / contract.CHECKPOINT_DIR / contract.LAST_CHECKPOINT
     if cfg.ckpt_path in (None, ""):
         return last if resume and last.is_file() else None
     path = last if cfg.ckpt_path == "last" else Path(cfg.ckpt_path)
@@ -140,7 +140,7 @@ def build_logger(cfg: DictConfig, resume_step: int | None) -> Any:
 def make_trainer(cfg: DictConfig, run_dir: Path, resume_step: int | None, extra: Sequence[pl.Callback] = ()) -> pl.Trainer:
     """The Trainer of a run: cfg.trainer with cfg.callbacks, periodic checkpoints, the progress bar's
     refresh rate, the logger, then `extra` (the benchmark builds its template runs with this too)."""
-    callbacks = [*build_callbacks(cfg), PeriodicCheckpoint(run_dir / "checkpoints", cfg.checkpoint.every_n_steps)]
+    callbacks = [*build_callbacks(cfg), PeriodicCheckpoint(run_dir / contract.CHECKPOINT_DIR, cfg.checkpoint.every_n_steps)]
     if cfg.trainer.get("enable_progress_bar", True):
         callbacks.append(TQDMProgressBar(refresh_rate=cfg.progress_bar_refresh_rate))
     callbacks += extra
@@ -152,7 +152,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     quiet_known_warnings()
     log_lightning_once()
     run_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(cfg.paths.output_dir)
-    summary_path = run_dir / "summary.json"
+    summary_path = run_dir / contract.SUMMARY_FILE
     # A job SLURM restarted (requeue, preemption, node failure, submitit's requeue at a time limit) runs
     # again in the same run directory: it resumes as if launched with resume=true.
     restarts = restart_count()
@@ -161,7 +161,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("SLURM restart %d of job %s: resuming from the run's last checkpoint", restarts, os.environ.get("SLURM_JOB_ID"))
     if resume and summary_path.is_file():
         previous = json.loads(summary_path.read_text())
-        if previous.get("status") in FINISHED:
+        if previous.get("status") in contract.FINISHED:
             log.info("resuming: %s already %s, skipping", run_dir, previous["status"])
             return previous
     ckpt = resolve_checkpoint(cfg, run_dir, resume)
@@ -172,9 +172,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     threads, threads_reason = configure_cpu(cfg.num_threads, bool(cfg.flush_denormal), cfg.malloc_keep_mb)
     skip_final_gc()  # here too: joblib's worker processes never run main()
-    write_text_atomic(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    write_text_atomic(run_dir / contract.CONFIG_RESOLVED_FILE, OmegaConf.to_yaml(cfg, resolve=True))
     module, data = build(cfg)
-    interrupt = GracefulInterrupt(run_dir / "checkpoints")
+    interrupt = GracefulInterrupt(run_dir / contract.CHECKPOINT_DIR)
     trainer = make_trainer(cfg, run_dir, resume_step, [interrupt])
     log.info(
         "Run dir %s | %s on %s (T=%d) | %d torch thread%s (%s)%s", run_dir, arm_label(cfg), cfg.data.name,
@@ -185,7 +185,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
     wall = time.perf_counter() - start
     # read before the closing validate below, which starts callback_metrics afresh
-    train_loss, train_normalized = _metric(trainer, "train/loss"), _metric(trainer, "train/normalized_loss")
+    train_loss, train_normalized = _metric(trainer, contract.TRAIN_LOSS), _metric(trainer, contract.TRAIN_NORMALIZED_LOSS)
     if interrupt.received is None and module.last_val_step != trainer.global_step:
         # make the summary's val numbers final; Lightning logs this evaluation at the final step itself
         for logger in trainer.loggers:
@@ -194,7 +194,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     divergence = next((c for c in trainer.callbacks if isinstance(c, DivergenceMonitor)), None)
     diverged = divergence is not None and divergence.diverged_at is not None
-    status = "interrupted" if interrupt.received is not None else "diverged" if diverged else "completed"
+    status = contract.INTERRUPTED if interrupt.received is not None else contract.DIVERGED if diverged else contract.COMPLETED
     summary = {
         **run_description(cfg),
         "status": status,
@@ -209,9 +209,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "metric": module.task.metric_name,
         "train_loss": train_loss,
         "train_normalized_loss": train_normalized,
-        "val_loss": _metric(trainer, "val/loss"),
-        "val_normalized_loss": _metric(trainer, "val/normalized_loss"),
-        "val_accuracy": _metric(trainer, "val/accuracy"),
+        "val_loss": _metric(trainer, contract.VAL_LOSS),
+        "val_normalized_loss": _metric(trainer, contract.VAL_NORMALIZED_LOSS),
+        "val_accuracy": _metric(trainer, contract.VAL_ACCURACY),
     }
     write_json_atomic(summary_path, summary)
     log.info(

@@ -11,11 +11,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from rnn_gradients import contract
+
 
 def arm_label(cfg: DictConfig) -> str:
-    """'RNN', 'LSTM', 'LSTM+clip' (and 'RNN+clip'): the labels of the figures and logs."""
-    name = str(cfg.model.cell).upper()
-    return f"{name}+clip" if cfg.clipping.mode != "none" else name
+    """The arm of a run's config: contract.arm_label of its cell and clipping mode."""
+    return contract.arm_label(str(cfg.model.cell), str(cfg.clipping.mode))
 
 
 def group_choice(group: str) -> str | None:

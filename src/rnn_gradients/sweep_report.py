@@ -21,11 +21,11 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from rnn_gradients import contract
 from rnn_gradients.io_utils import write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
-STATUSES = ("completed", "diverged", "failed", "interrupted", "missing")
 
 
 @dataclass
@@ -35,12 +35,12 @@ class SweepReport:
 
     @property
     def counts(self) -> dict[str, int]:
-        return {s: sum(j["status"] == s for j in self.jobs) for s in STATUSES}
+        return {s: sum(j["status"] == s for j in self.jobs) for s in contract.STATUSES}
 
     @property
     def incomplete(self) -> bool:
         """Some job failed, was killed or interrupted (diverging is an outcome, not a failure)."""
-        return any(j["status"] in ("failed", "missing", "interrupted") for j in self.jobs)
+        return any(j["status"] in contract.UNFINISHED for j in self.jobs)
 
     def markdown(self) -> str:
         lines = [f"# Sweep {self.sweep_dir}", "", " | ".join(f"{k}: {v}" for k, v in self.counts.items()), "",
@@ -53,11 +53,11 @@ class SweepReport:
 
 def _reason(summary: dict[str, Any]) -> str:
     status = summary.get("status")
-    if status == "diverged":
+    if status == contract.DIVERGED:
         return f"step {summary.get('diverged_at_step')}: {summary.get('divergence_reason')}"
-    if status == "failed":
+    if status == contract.FAILED:
         return str(summary.get("failure_reason"))
-    if status == "interrupted":
+    if status == contract.INTERRUPTED:
         return f"{summary.get('interrupted_by')} at step {summary.get('steps')} (resume with resume=true)"
     return ""
 
@@ -68,13 +68,13 @@ def collect(sweep_dir: Path) -> SweepReport:
     report = SweepReport(Path(sweep_dir))
     job_dirs = sorted((p.parent for p in Path(sweep_dir).glob("*/.hydra")), key=lambda p: (len(p.name), p.name))
     for job_dir in job_dirs:
-        summary_path = job_dir / "summary.json"
+        summary_path = job_dir / contract.SUMMARY_FILE
         try:
             summary = json.loads(summary_path.read_text())
         except FileNotFoundError:
-            summary = {"status": "missing", "failure_reason": "no summary.json: the job was killed or is still running"}
+            summary = {"status": contract.MISSING, contract.FAILURE_REASON: "no summary.json: the job was killed or is still running"}
         except (OSError, json.JSONDecodeError) as error:
-            summary = {"status": "failed", "failure_reason": f"unreadable summary.json: {error}"}
+            summary = {"status": contract.FAILED, contract.FAILURE_REASON: f"unreadable summary.json: {error}"}
         reason = _reason(summary) or summary.get("failure_reason", "")
         report.jobs.append({"job": job_dir.name, **summary, "reason": reason})
     return report
@@ -91,8 +91,8 @@ def save_report(sweep_dir: Path) -> SweepReport:
     with open(sweep_dir / ".sweep_report.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         report = collect(sweep_dir)
-        write_text_atomic(sweep_dir / "sweep_report.md", report.markdown())
-        write_json_atomic(sweep_dir / "sweep_report.json", {"counts": report.counts, "jobs": report.jobs})
+        write_text_atomic(sweep_dir / contract.SWEEP_REPORT_MD, report.markdown())
+        write_json_atomic(sweep_dir / contract.SWEEP_REPORT_JSON, {"counts": report.counts, "jobs": report.jobs})
     return report
 
 
@@ -102,9 +102,9 @@ def write_report(sweep_dir: Path) -> SweepReport:
     report = LAST_REPORT = save_report(sweep_dir)
     log.info("Sweep finished: %s", ", ".join(f"{v} {k}" for k, v in report.counts.items() if v))
     for job in report.jobs:
-        if job["status"] != "completed":
+        if job["status"] != contract.COMPLETED:
             log.warning("  job %s %s: %s", job["job"], job["status"], job["reason"])
-    log.info("Report: %s", Path(sweep_dir) / "sweep_report.md")
+    log.info("Report: %s", Path(sweep_dir) / contract.SWEEP_REPORT_MD)
     return report
 
 
@@ -113,7 +113,7 @@ def refresh_after_job(sweep_dir: Path) -> None:
     try:
         save_report(sweep_dir)
     except OSError as error:  # a report is never worth failing a finished job for
-        log.warning("Could not refresh %s: %s", Path(sweep_dir) / "sweep_report.md", error)
+        log.warning("Could not refresh %s: %s", Path(sweep_dir) / contract.SWEEP_REPORT_MD, error)
 
 
 class SweepReportCallback(Callback):

@@ -19,7 +19,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from rnn_gradients import sweep_report
+from rnn_gradients import contract, sweep_report
 from rnn_gradients.config_checks import (
     ConfigError,
     check_group_choices,
@@ -51,7 +51,7 @@ def _hydra_main(cfg: DictConfig) -> None:
         reason = f"{type(error).__name__}: {error}".splitlines()[0][:500]
         log.exception("Run failed: %s", reason)
         run_dir = Path(HydraConfig.get().runtime.output_dir)
-        write_json_atomic(run_dir / "summary.json", {**run_description(cfg), "status": "failed", "failure_reason": reason})
+        write_json_atomic(run_dir / contract.SUMMARY_FILE, {**run_description(cfg), "status": contract.FAILED, contract.FAILURE_REASON: reason})
         if not is_multirun():
             sys.exit(1)
         # in a sweep: let the other jobs run; the sweep report lists this one and the exit code says so

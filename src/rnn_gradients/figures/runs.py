@@ -80,7 +80,7 @@ class GradFlow:
 
 
 def log10_ratio(norms: np.ndarray) -> float:
-    """log10(norm[first t] / norm[last t]), as rnn_gradients.callbacks.grad_flow.log10_ratio: far below 0
+    """log10(norm[first t] / norm[last t]), as rnn_gradients.observatory.gradient_flow.log10_ratio: far below 0
     = vanishing back in time, above 0 = growing. -inf when the first norm underflowed to 0."""
     first, last = float(norms[0]), float(norms[-1])
     if first <= 0 or last <= 0 or not (math.isfinite(first) and math.isfinite(last)):

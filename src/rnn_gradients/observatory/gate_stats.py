@@ -7,8 +7,9 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from rnn_gradients.callbacks.grad_flow import GradFlowLogger
-from rnn_gradients.callbacks.tensorboard_io import add_histogram, summary_writer
+from rnn_gradients import contract
+from rnn_gradients.observatory.gradient_flow import GradFlowLogger
+from rnn_gradients.observatory.tensorboard_io import add_histogram, summary_writer
 from rnn_gradients.reference import Trace, unrolled_forward
 
 
@@ -59,8 +60,8 @@ class GateStatsLogger(pl.Callback):
                 stacked = torch.stack(values).detach().float()  # the probe's trace may be float64
                 activations[f"{gate}_l{layer}"] = stacked
                 if writer is not None:
-                    add_histogram(writer, f"gates/{gate}_l{layer}", stacked, step, self.bins)
-                    writer.add_scalar(f"gates/{gate}_mean_l{layer}", float(stacked.mean()), step)
+                    add_histogram(writer, contract.gate_tag(gate, layer), stacked, step, self.bins)
+                    writer.add_scalar(contract.gate_tag(gate, layer, mean=True), float(stacked.mean()), step)
         if writer is not None:
             writer.flush()
         return activations

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import io
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,8 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
-from rnn_gradients.callbacks.tensorboard_io import add_curve_as_histogram, add_histogram, summary_writer
+from rnn_gradients import contract
+from rnn_gradients.observatory.tensorboard_io import add_curve_as_histogram, add_histogram, summary_writer
 from rnn_gradients.io_utils import write_bytes_atomic
 from rnn_gradients.reference import TimeGradients, time_gradient_norms
 
@@ -28,18 +28,10 @@ log = logging.getLogger(__name__)
 DECADES_SHOWN = 12
 
 
-def log10_ratio(norms: torch.Tensor) -> float:
-    """log10(‖∂L/∂x_first‖ / ‖∂L/∂x_last‖): far below 0 = vanishing, above 0 = exploding."""
-    first, last = float(norms[0]), float(norms[-1])
-    if first <= 0 or last <= 0 or not (math.isfinite(first) and math.isfinite(last)):
-        return float("-inf") if first <= 0 < last else float("nan")
-    return math.log10(first / last)
-
-
 class GradFlowLogger(pl.Callback):
     """Every `every_n_steps` (and at steps 0 and the last one) logs, for the probe batch:
 
-    - grad_flow/log10_ratio_h (and _c for the LSTM): see `log10_ratio`;
+    - grad_flow/log10_ratio_h (and _c for the LSTM): see `contract.log10_ratio`;
     - grad_flow/h_t<t> (and c_t<t>) at `num_scalar_points` evenly spaced t;
     - grad_flow/h_through_time (and c_): the curve as a TensorBoard 'histogram' over t (depth = training
       step); bucket height = decades of ‖∂L/∂h_t‖ above 10^-12 × max_t ‖∂L/∂h_t‖;
@@ -107,7 +99,7 @@ class GradFlowLogger(pl.Callback):
         if writer is not None:
             self._log(writer, step, result)
         if self.output_dir is not None:
-            self._save(self.output_dir / "grad_flow.npz")
+            self._save(self.output_dir / contract.GRAD_FLOW_FILE)
         return result
 
     def _probe_copy(self, pl_module: pl.LightningModule) -> tuple[Any, Any, torch.Tensor, torch.Tensor]:
@@ -140,15 +132,15 @@ class GradFlowLogger(pl.Callback):
         points = sorted({round(i * (T - 1) / max(1, self.num_scalar_points - 1)) for i in range(self.num_scalar_points)})
         for name, norms in curves.items():
             norms = norms.double().cpu()
-            writer.add_scalar(f"grad_flow/log10_ratio_{name}", log10_ratio(norms), step)
+            writer.add_scalar(contract.log10_ratio_tag(name), contract.log10_ratio(norms), step)
             for t in points:
-                writer.add_scalar(f"grad_flow/{name}_t{t:04d}", float(norms[t]), step)
+                writer.add_scalar(contract.grad_flow_point_tag(name, t), float(norms[t]), step)
             log_norms = torch.log10(norms.clamp_min(1e-300))
             decades = (log_norms - log_norms.max() + DECADES_SHOWN).clamp_min(0)
-            add_curve_as_histogram(writer, f"grad_flow/{name}_through_time", decades, step)
-            add_histogram(writer, f"grad_hist/time_norms_{name}", log_norms, step, bins=32)
+            add_curve_as_histogram(writer, contract.through_time_tag(name), decades, step)
+            add_histogram(writer, contract.time_norms_tag(name), log_norms, step, bins=32)
         if self.plot_every_n_steps and (step % self.plot_every_n_steps == 0 or step == 0):
-            writer.add_image("grad_flow/plot", self._plot.render(curves, step), step, dataformats="HWC")
+            writer.add_image(contract.GRAD_FLOW_PLOT, self._plot.render(curves, step), step, dataformats="HWC")
         writer.flush()
 
     def _save(self, path: Path) -> None:

@@ -14,10 +14,10 @@ import lightning.pytorch as pl
 import torch
 
 from rnn_gradients.cluster import submitit_preempt_signal
+from rnn_gradients.contract import LAST_CHECKPOINT
 
 log = logging.getLogger(__name__)
 
-LAST = "last.ckpt"
 
 
 def checkpoint_step(path: Path) -> int:
@@ -35,7 +35,7 @@ def checkpoint_step(path: Path) -> int:
 def save_last_checkpoint(trainer: pl.Trainer, dirpath: Path) -> Path:
     """Write <dirpath>/last.ckpt via a temporary file and a rename: a kill mid-write keeps the old one."""
     dirpath.mkdir(parents=True, exist_ok=True)
-    final, tmp = dirpath / LAST, dirpath / f".{LAST}.tmp"
+    final, tmp = dirpath / LAST_CHECKPOINT, dirpath / f".{LAST_CHECKPOINT}.tmp"
     trainer.save_checkpoint(tmp, weights_only=False)  # the full state: optimizer, loops, callbacks, data
     os.replace(tmp, final)
     return final

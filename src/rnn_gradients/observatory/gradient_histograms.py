@@ -5,7 +5,8 @@ from __future__ import annotations
 import lightning.pytorch as pl
 from torch.optim import Optimizer
 
-from rnn_gradients.callbacks.tensorboard_io import add_histogram, summary_writer
+from rnn_gradients import contract
+from rnn_gradients.observatory.tensorboard_io import add_histogram, summary_writer
 
 
 class GradHistogramLogger(pl.Callback):
@@ -23,5 +24,5 @@ class GradHistogramLogger(pl.Callback):
             return
         for name, p in pl_module.network.named_parameters():
             if p.grad is not None:
-                add_histogram(writer, f"grad_hist/{name}", p.grad, step, self.bins)
+                add_histogram(writer, contract.grad_hist_tag(name), p.grad, step, self.bins)
         writer.flush()

@@ -9,9 +9,10 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 
-from rnn_gradients.callbacks.tensorboard_io import add_scalars, summary_writer
+from rnn_gradients import contract
+from rnn_gradients.observatory.tensorboard_io import add_scalars, summary_writer
 
-TOTAL_TAGS = ["grad_norm/total_preclip", "grad_norm/total_postclip", "grad_norm/clipped"]
+TOTAL_TAGS = [contract.PRECLIP_NORM, contract.POSTCLIP_NORM, contract.CLIPPED]
 
 
 class GradNormLogger(pl.Callback):
@@ -61,14 +62,14 @@ class GradNormLogger(pl.Callback):
         tags = list(TOTAL_TAGS)
         parts = [torch.stack([stats.preclip_norm, stats.postclip_norm, stats.clipped.to(stats.preclip_norm)])]
         if self.per_parameter:  # measured by the clipper before it clipped
-            tags += [f"grad_norm/{self._names.get(id(p), f'param{i}')}" for i, p in enumerate(stats.params)]
+            tags += [contract.GRAD_NORM + f"{self._names.get(id(p), f'param{i}')}" for i, p in enumerate(stats.params)]
             parts.append(stats.tensor_norms)
         if self._snapshot_taken:
             with torch.no_grad():
                 before_norms = torch.stack(torch._foreach_norm(self._snapshot))
                 torch._foreach_sub_(self._snapshot, self._snapshot_of)  # in place: W_before - W_after
                 parts.append(torch.stack(torch._foreach_norm(self._snapshot)) / before_norms.clamp_min(1e-12))
-            tags += [f"update_ratio/{self._names.get(id(p), f'param{i}')}" for i, p in enumerate(self._snapshot_of)]
+            tags += [contract.UPDATE_RATIO + f"{self._names.get(id(p), f'param{i}')}" for i, p in enumerate(self._snapshot_of)]
             self._snapshot_taken = False
         values = torch.cat([p.float().flatten() for p in parts]).tolist()  # the one host sync
         add_scalars(writer, tags, values, trainer.global_step)

@@ -1,1 +1,0 @@
-"""Lightning callbacks: divergence detection and the gradient observatory."""

@@ -1,0 +1,109 @@
+"""Every name a writer and a reader share, spelled once: the files of a run directory, the keys of
+summary.json, the run statuses, the TensorBoard tags, the arm labels, and log10_ratio.
+
+The training run, the observatory callbacks, the sweep report, the figures and the tests all import
+these; a tag or a status spelled anywhere else in src/ is a bug waiting for a rename. Torch-free (the
+command line and the sweep report import it). The names are the users' interface (README): change
+one only together with the README.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+# ------------------------------------------------------------------------------------- run directory
+SUMMARY_FILE = "summary.json"
+GRAD_FLOW_FILE = "grad_flow.npz"
+CONFIG_RESOLVED_FILE = "config_resolved.yaml"
+TRAIN_LOG_FILE = "train.log"
+TENSORBOARD_DIR = "tensorboard"
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+HYDRA_DIR = ".hydra"
+SWEEP_REPORT_MD = "sweep_report.md"
+SWEEP_REPORT_JSON = "sweep_report.json"
+
+# ---------------------------------------------------------------------------------------- statuses
+COMPLETED = "completed"
+DIVERGED = "diverged"
+FAILED = "failed"
+INTERRUPTED = "interrupted"
+MISSING = "missing"  # no summary.json: not started, still running, or killed outright
+UNREADABLE = "unreadable"  # a summary.json that is not valid JSON
+STATUSES = (COMPLETED, DIVERGED, FAILED, INTERRUPTED, MISSING)  # what summary.json / the report say
+FINISHED = (COMPLETED, DIVERGED)  # final numbers: a resumed sweep skips these, the figures use them
+UNFINISHED = (FAILED, INTERRUPTED, MISSING)  # a sweep with one of these exits 1
+
+# ------------------------------------------------------------------------------- summary.json keys
+# What a run is (known before it starts) ...
+DESCRIPTION_KEYS = ("arm", "experiment", "model", "task", "seq_len", "clipping", "clip_threshold",
+                    "optimizer", "lr", "forget_bias", "hidden_size", "seed")
+# ... and how it ended.
+OUTCOME_KEYS = ("status", "diverged", "diverged_at_step", "divergence_reason", "interrupted_by",
+                "resumed_from_step", "steps", "wall_time_s", "baseline_loss", "metric", "train_loss",
+                "train_normalized_loss", "val_loss", "val_normalized_loss", "val_accuracy")
+FAILURE_REASON = "failure_reason"  # only in the summary of a failed run
+
+# ------------------------------------------------------------------------------- TensorBoard tags
+TRAIN_LOSS, TRAIN_NORMALIZED_LOSS, TRAIN_ACCURACY = "train/loss", "train/normalized_loss", "train/accuracy"
+VAL_LOSS, VAL_NORMALIZED_LOSS, VAL_ACCURACY = "val/loss", "val/normalized_loss", "val/accuracy"
+STAGE_TAGS = {"train": (TRAIN_LOSS, TRAIN_NORMALIZED_LOSS, TRAIN_ACCURACY), "val": (VAL_LOSS, VAL_NORMALIZED_LOSS, VAL_ACCURACY)}
+
+GRAD_NORM = "grad_norm/"  # + a parameter's name: its gradient norm
+PRECLIP_NORM = "grad_norm/total_preclip"
+POSTCLIP_NORM = "grad_norm/total_postclip"
+CLIPPED = "grad_norm/clipped"
+UPDATE_RATIO = "update_ratio/"  # + a parameter's name: ‖ΔW‖/‖W‖ of the step
+GRAD_HIST = "grad_hist/"  # + a parameter's name: its gradient-value histogram
+GRAD_FLOW = "grad_flow/"
+GRAD_FLOW_PLOT = "grad_flow/plot"
+GATES = "gates/"
+
+
+def log10_ratio_tag(state: str) -> str:
+    """grad_flow/log10_ratio_h (hidden state) or _c (LSTM cell state)."""
+    return f"{GRAD_FLOW}log10_ratio_{state}"
+
+
+def grad_flow_point_tag(state: str, t: int) -> str:
+    """‖∂L/∂h_t‖ (or c) at one fixed t."""
+    return f"{GRAD_FLOW}{state}_t{t:04d}"
+
+
+def through_time_tag(state: str) -> str:
+    return f"{GRAD_FLOW}{state}_through_time"
+
+
+def time_norms_tag(state: str) -> str:
+    return f"{GRAD_HIST}time_norms_{state}"
+
+
+def gate_tag(gate: str, layer: int, mean: bool = False) -> str:
+    return f"{GATES}{gate}_mean_l{layer}" if mean else f"{GATES}{gate}_l{layer}"
+
+
+def grad_hist_tag(parameter: str) -> str:
+    return f"{GRAD_HIST}{parameter}"
+
+
+# ------------------------------------------------------------------------------------------- arms
+RNN, LSTM, RNN_CLIP, LSTM_CLIP = "RNN", "LSTM", "RNN+clip", "LSTM+clip"
+ARM_ORDER = (RNN, RNN_CLIP, LSTM, LSTM_CLIP)
+
+
+def arm_label(cell: str, clipping: str) -> str:
+    """'RNN', 'LSTM', 'LSTM+clip' (and 'RNN+clip'): the labels of logs, summaries and figures."""
+    name = cell.upper()
+    return f"{name}+clip" if clipping != "none" else name
+
+
+# --------------------------------------------------------------------------------------- measures
+def log10_ratio(norms: Sequence[float]) -> float:
+    """log10(‖∂L/∂x_0‖ / ‖∂L/∂x_{T-1}‖) of a gradient-norm curve over t: far below 0 = vanishing back in
+    time, above 0 = growing. -inf when the first norm underflowed to exactly 0 (and the last did not);
+    NaN when the last is 0 or either is not finite. Accepts a list, a NumPy array or a 1-D tensor."""
+    first, last = float(norms[0]), float(norms[-1])
+    if first <= 0 or last <= 0 or not (math.isfinite(first) and math.isfinite(last)):
+        return float("-inf") if first == 0 < last and math.isfinite(last) else float("nan")
+    return math.log10(first / last)
