@@ -1,101 +1,19 @@
-"""Refuse bad input before anything trains: one line naming the key, the bad value, what is allowed."""
+"""Refuse bad input before anything is written: the schema's rules (rnn_gradients.schema) on the config a
+single run will get, composed before Hydra creates its run directory; unknown group options; output
+folders that cannot take results. One line naming the key, the bad value and what is allowed."""
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
 
-from rnn_gradients.choices import CELLS, CLIP_MODES, INITS, NONLINEARITIES, TASK_NAMES
-
-
-class ConfigError(ValueError):
-    """A config value a user typed is not allowed; the message is meant to be printed as is."""
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def positive_int(v: Any) -> bool:
-    return _is_int(v) and v > 0
-
-
-def non_negative_int(v: Any) -> bool:
-    return _is_int(v) and v >= 0
-
-
-def positive_number(v: Any) -> bool:
-    return _is_number(v) and v > 0
-
-
-def number_or_null(v: Any) -> bool:
-    return v is None or _is_number(v)
-
-
-def one_of(options: Sequence[str]) -> Callable[[Any], bool]:
-    return lambda v: v in options
-
-
-# key -> (check, what is allowed). Keys absent from the config are skipped (e.g. logger=none).
-RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "seed": (non_negative_int, "an integer >= 0"),
-    "num_threads": (non_negative_int, "an integer >= 0 (0 = auto)"),
-    "data.name": (one_of(TASK_NAMES), f"one of {sorted(TASK_NAMES)}"),
-    "data.seq_len": (positive_int, "an integer > 0"),
-    "data.batch_size": (positive_int, "an integer > 0"),
-    "data.val_size": (positive_int, "an integer > 0"),
-    "data.val_seed": (non_negative_int, "an integer >= 0"),
-    "model.cell": (one_of(CELLS), f"one of {list(CELLS)}"),
-    "model.hidden_size": (positive_int, "an integer > 0"),
-    "model.num_layers": (positive_int, "an integer > 0"),
-    "model.nonlinearity": (one_of(NONLINEARITIES), f"one of {list(NONLINEARITIES)}"),
-    "model.init": (one_of(INITS), f"one of {list(INITS)}"),
-    "model.spectral_radius": (positive_number, "a number > 0"),
-    "model.forget_bias": (number_or_null, "a finite number, or null"),
-    "clipping.mode": (one_of(CLIP_MODES), f"one of {list(CLIP_MODES)}"),
-    "optimizer.lr": (positive_number, "a number > 0"),
-    "trainer.max_steps": (positive_int, "an integer > 0"),
-    "trainer.val_check_interval": (positive_int, "an integer > 0 (steps between validations)"),
-    "trainer.log_every_n_steps": (positive_int, "an integer > 0"),
-    "checkpoint.every_n_steps": (non_negative_int, "an integer >= 0 (0 = only at the end and on interruption)"),
-    "resume": (lambda v: isinstance(v, bool), "true or false"),
-    "flush_denormal": (lambda v: isinstance(v, bool), "true or false"),
-    "min_free_disk_mb": (non_negative_int, "an integer >= 0"),
-    "malloc_keep_mb": (non_negative_int, "an integer >= 0 (0 = glibc's defaults)"),
-    "progress_bar_refresh_rate": (positive_int, "an integer > 0 (steps between progress-bar redraws)"),
-}
-
-
-def validate_config(cfg: DictConfig) -> None:
-    """Raise ConfigError on the first value that is not allowed."""
-    for key, (check, allowed) in RULES.items():
-        value = OmegaConf.select(cfg, key, default="<missing>", throw_on_missing=False)
-        if value == "<missing>":
-            continue
-        if not check(value):
-            raise ConfigError(f"{key}={value!r} is not allowed: {key} must be {allowed}")
-    if cfg.clipping.mode != "none" and not positive_number(cfg.clipping.threshold):
-        raise ConfigError(
-            f"clipping.threshold={cfg.clipping.threshold!r} is not allowed: "
-            f"clipping.threshold must be a number > 0 with clipping={cfg.clipping.mode}"
-        )
-    if cfg.data.name == "adding" and cfg.data.seq_len < 2:
-        raise ConfigError(
-            f"data.seq_len={cfg.data.seq_len} is not allowed: the adding task needs data.seq_len >= 2"
-        )
+from rnn_gradients.schema import ConfigError, validate
 
 
 _GROUP_OVERRIDE = re.compile(r"^[+~]{0,2}(?P<group>[A-Za-z_][\w/]*)(@[\w.]+)?=(?P<value>.*)$")
@@ -122,28 +40,49 @@ def check_group_choices(overrides: Sequence[str], conf_dir: Path) -> str | None:
     return None
 
 
-# Flags after which Hydra does not simply run one job (sweeps, printing the config, help).
-_NOT_A_SINGLE_RUN = ("-m", "--multirun", "-c", "--cfg", "-i", "--info", "-h", "--help", "--hydra-help", "-sc", "--shell-completion")
+# Flags after which Hydra runs no job at all (printing the config, help).
+_NO_JOB = ("-c", "--cfg", "-i", "--info", "-h", "--help", "--hydra-help", "-sc", "--shell-completion")
+_MULTIRUN = ("-m", "--multirun")
+_MAX_SWEEP_CHECKS = 40  # composes for a sweep's values (~10 ms each): refusal stays well under a second
 
 
-def check_single_run(argv: Sequence[str], conf_dir: Path) -> str | None:
-    """Validate a single run's values before Hydra creates its run directory, so a refused run leaves
-    nothing behind in outputs/. Sweeps are validated per job (each job's directory is new anyway);
-    anything Hydra itself would reject is left to Hydra's own message."""
-    if any(arg in _NOT_A_SINGLE_RUN or arg.startswith(("--config", "-cp", "-cn", "--exp")) for arg in argv):
+def _sweep_variants(overrides: list[str]) -> list[list[str]]:
+    """The overrides with every comma list at its first value, and then each other value of each list
+    once: every value a sweep will use meets the schema, without composing the whole product."""
+    lists = {i: o.split("=", 1)[1].split(",") for i, o in enumerate(overrides)
+             if "=" in o and "," in o and not any(c in o for c in "()[]{}$")}
+    base = [f"{o.split('=', 1)[0]}={lists[i][0]}" if i in lists else o for i, o in enumerate(overrides)]
+    variants = [base]
+    for i, values in lists.items():
+        key = overrides[i].split("=", 1)[0]
+        variants += [[*base[:i], f"{key}={value}", *base[i + 1:]] for value in values[1:]]
+    return variants[:_MAX_SWEEP_CHECKS]
+
+
+def check_values(argv: Sequence[str], conf_dir: Path) -> str | None:
+    """Run the schema on the config of a single run, or on every value of a sweep's comma lists, before
+    Hydra creates a run or sweep directory: a refused command leaves nothing behind in outputs/. Each
+    job checks its own composed config again. Anything Hydra itself would reject is left to Hydra's
+    own message."""
+    if any(arg in _NO_JOB or arg.startswith(("--config", "-cp", "-cn", "--exp")) for arg in argv):
         return None
     overrides = [arg for arg in argv if not arg.startswith("-")]
+    variants = _sweep_variants(overrides) if any(arg in _MULTIRUN for arg in argv) else [overrides]
     try:
         with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=overrides)
-    except (HydraException, ValueError, KeyError):
+            configs = [compose(config_name="config", overrides=variant) for variant in variants]
+    except HydraException as error:
+        return _unknown_key(f"{error} {error.__cause__}", variants[0], conf_dir)
+    except (ValueError, KeyError):
         return None
-    try:
-        validate_config(cfg)
-    except ConfigError as error:
-        return str(error)
+    for cfg in configs:
+        try:
+            validate(cfg)
+        except ConfigError as error:
+            return str(error)
+    cfg = configs[0]
     if cfg.ckpt_path not in (None, "", "last"):
-        from rnn_gradients.guards.checkpointing import checkpoint_step
+        from rnn_gradients.guards.checkpointing import checkpoint_step  # loads torch: only with a ckpt_path
 
         if not Path(cfg.ckpt_path).is_file():
             return f"ckpt_path={cfg.ckpt_path!r}: no such file (give a .ckpt file, or 'last' with hydra.run.dir=<run dir>)"
@@ -152,6 +91,28 @@ def check_single_run(argv: Sequence[str], conf_dir: Path) -> str | None:
         except ValueError as error:
             return f"ckpt_path={cfg.ckpt_path!r} is {error}"
     return None
+
+
+_NOT_IN_STRUCT = re.compile(r"Could not override '(?P<key>[\w.]+)'.*Key '[\w]+' is not in struct", re.S)
+
+
+def _unknown_key(message: str, overrides: list[str], conf_dir: Path) -> str | None:
+    """One line for a key the chosen option does not have (model.nonlinearity with model=lstm), instead
+    of Hydra's report; None (Hydra's own message) for anything else."""
+    match = _NOT_IN_STRUCT.search(message)
+    if not match:
+        return None
+    key = match["key"]
+    group = key.split(".", 1)[0]
+    rest = [o for o in overrides if not o.startswith((f"{key}=", f"+{key}="))]
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+            node = compose(config_name="config", overrides=rest).get(group)
+    except HydraException:
+        return None
+    keys = [k for k in node.keys() if not str(k).startswith("_")] if node is not None else []
+    choices = [o for o in overrides if "=" in o and "." not in o.split("=", 1)[0]] or ["the defaults"]
+    return f"{key} is not a key of the chosen {group} ({', '.join(choices)}): its keys are {keys}"
 
 
 def _existing_ancestor(path: Path) -> Path:

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
-from rnn_gradients.tasks import Task
+from rnn_gradients.tasks import Task, make_task
 
 _STATES_KEPT = 8  # pre-fetching runs at most a batch or two ahead of training
 
@@ -75,3 +75,8 @@ class TaskDataModule(pl.LightningDataModule):
             raise ValueError(f"checkpoint was trained with seed={state_dict['seed']}, this run has seed={self.seed}")
         self.generator.set_state(state_dict["generator_state"])
         self.next_batch = int(state_dict["next_batch"])
+
+
+def task_data(name: str, seq_len: int, batch_size: int, val_size: int, val_seed: int, seed: int) -> TaskDataModule:
+    """The `data` config group's target: task `name` of length `seq_len` and its batch stream."""
+    return TaskDataModule(make_task(name, seq_len), batch_size, seed, val_size, val_seed)

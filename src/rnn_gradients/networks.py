@@ -11,7 +11,6 @@ from torch import Tensor, nn
 
 from rnn_gradients.choices import CELLS, INITS, NONLINEARITIES
 
-LSTM_GATES = ("input", "forget", "cell", "output")  # torch's chunk order in the stacked weights
 
 
 class RecurrentNetwork(nn.Module):
@@ -43,10 +42,6 @@ class RecurrentNetwork(nn.Module):
         init_recurrent_weights(self.rnn, init, spectral_radius)
         if cell == "lstm" and forget_bias is not None:
             shift_forget_bias(self.rnn, forget_bias)
-
-    @property
-    def num_gates(self) -> int:
-        return 4 if self.cell == "lstm" else 1
 
     def forward(self, x: Tensor, last_only: bool) -> Tensor:
         states, _ = self.rnn(x)

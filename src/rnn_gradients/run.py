@@ -26,16 +26,13 @@ from omegaconf import DictConfig, OmegaConf
 from rnn_gradients import contract
 from rnn_gradients.guards.checkpointing import GracefulInterrupt, PeriodicCheckpoint, checkpoint_step
 from rnn_gradients.guards.divergence_monitor import DivergenceMonitor
-from rnn_gradients.clipping import GradientClipper
 from rnn_gradients.cluster import in_slurm_job, restart_count
-from rnn_gradients.config_checks import ConfigError
 from rnn_gradients.data import TaskDataModule
 from rnn_gradients.io_utils import write_json_atomic, write_text_atomic
 from rnn_gradients.module import SequenceModule
-from rnn_gradients.networks import RecurrentNetwork
 from rnn_gradients.run_info import arm_label, is_multirun, run_description
 from rnn_gradients.runtime import configure_cpu, skip_final_gc
-from rnn_gradients.tasks import make_task
+from rnn_gradients.schema import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -66,34 +63,19 @@ def log_lightning_once() -> None:
             package.removeHandler(handler)
 
 
-def build_network(cfg: DictConfig, input_size: int, output_size: int) -> RecurrentNetwork:
-    m = cfg.model
-    return RecurrentNetwork(
-        cell=m.cell,
-        input_size=input_size,
-        hidden_size=m.hidden_size,
-        output_size=output_size,
-        num_layers=m.num_layers,
-        nonlinearity=m.nonlinearity,
-        init=m.init,
-        spectral_radius=m.spectral_radius,
-        forget_bias=m.forget_bias,
-    )
-
-
 def build(cfg: DictConfig) -> tuple[SequenceModule, TaskDataModule]:
-    """Model and data from a composed config (seeds weights with cfg.seed first)."""
+    """Model and data from a composed config, every part instantiated from its group (seeds weights
+    with cfg.seed first; the network's input and output sizes are the task's)."""
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    task = make_task(cfg.data.name, cfg.data.seq_len)
-    network = build_network(cfg, task.input_size, task.output_size)
+    data = hydra.utils.instantiate(cfg.data, seed=cfg.seed)
+    task = data.task
     module = SequenceModule(
-        network=network,
+        network=hydra.utils.instantiate(cfg.model, input_size=task.input_size, output_size=task.output_size),
         task=task,
         optimizer=hydra.utils.instantiate(cfg.optimizer),
-        clipper=GradientClipper(cfg.clipping.mode, cfg.clipping.threshold),
+        clipper=hydra.utils.instantiate(cfg.clipping),
         scheduler=hydra.utils.instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
     )
-    data = TaskDataModule(task, cfg.data.batch_size, cfg.seed, cfg.data.val_size, cfg.data.val_seed)
     return module, data
 
 

@@ -40,7 +40,7 @@ def run_description(cfg: DictConfig) -> dict[str, Any]:
         "clip_threshold": cfg.clipping.threshold,
         "optimizer": group_choice("optimizer") or str(cfg.optimizer._target_).rsplit(".", 1)[-1].lower(),
         "lr": cfg.optimizer.lr,
-        "forget_bias": cfg.model.forget_bias,
+        "forget_bias": cfg.model.get("forget_bias"),  # LSTM only: null for the RNN
         "hidden_size": cfg.model.hidden_size,
         "seed": cfg.seed,
     }

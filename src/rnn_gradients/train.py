@@ -20,18 +20,12 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from rnn_gradients import contract, sweep_report
-from rnn_gradients.config_checks import (
-    ConfigError,
-    check_group_choices,
-    check_output_dir,
-    check_output_dir_from_argv,
-    check_single_run,
-    validate_config,
-)
+from rnn_gradients.config_checks import check_group_choices, check_output_dir, check_output_dir_from_argv, check_values
 from rnn_gradients.io_utils import write_json_atomic
 from rnn_gradients.paths import config_dir
 from rnn_gradients.run_info import is_multirun, run_description
 from rnn_gradients.runtime import skip_final_gc
+from rnn_gradients.schema import ConfigError, ignored_values, validate
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +33,9 @@ log = logging.getLogger(__name__)
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def _hydra_main(cfg: DictConfig) -> None:
     try:
-        validate_config(cfg)
+        validate(cfg)
+        for note in ignored_values(cfg):
+            log.warning("%s", note)
         check_output_dir(Path(HydraConfig.get().runtime.output_dir), cfg.min_free_disk_mb)
         from rnn_gradients.run import train  # torch and Lightning load here, in the job's own process
 
@@ -65,7 +61,7 @@ def main() -> None:
     argv = sys.argv[1:]
     problem = (
         check_group_choices(argv, config_dir())
-        or check_single_run(argv, config_dir())
+        or check_values(argv, config_dir())
         or check_output_dir_from_argv(argv)
     )
     if problem:
