@@ -12,7 +12,6 @@ from torch import Tensor, nn
 from rnn_gradients.choices import CELLS, INITS, NONLINEARITIES
 
 
-
 class RecurrentNetwork(nn.Module):
     """A recurrent core with a readout at every step or only the last one."""
 

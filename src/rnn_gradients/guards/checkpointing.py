@@ -47,6 +47,10 @@ class PeriodicCheckpoint(pl.Callback):
     Saving inside on_train_batch_end (never after fit) matters: Lightning's resume logic assumes it, and
     a checkpoint taken elsewhere resumes with the logging step off by one. Place it after callbacks that
     may stop training (divergence), so a stopped run's last step is saved too.
+
+    Not Lightning's ModelCheckpoint: it writes the file in place (a kill mid-write leaves a truncated
+    last.ckpt, which this writes through a temporary file and a rename) and does not save a run that a
+    callback stopped before its next `every_n_train_steps`.
     """
 
     def __init__(self, dirpath: Path, every_n_steps: int) -> None:
@@ -65,7 +69,11 @@ class GracefulInterrupt(pl.Callback):
     (USR2): finish the current step, save last.ckpt, stop training. A second signal interrupts at once.
     `received` tells run.py to mark the run interrupted; after a preemption signal run.py then calls
     `hand_over_to_submitit`, which requeues the job: submitit's own handler would exit mid-step, losing
-    the steps since the last periodic checkpoint."""
+    the steps since the last periodic checkpoint.
+
+    Not Lightning's own SIGTERM handling or OnExceptionCheckpoint: Lightning stops at once on SIGTERM
+    without a checkpoint, and OnExceptionCheckpoint saves only after an exception, mid-step state included;
+    neither handles SIGINT gracefully or the preemption signal submitit uses."""
 
     def __init__(self, dirpath: Path) -> None:
         self.dirpath = Path(dirpath)
