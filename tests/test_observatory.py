@@ -193,7 +193,7 @@ def test_histograms_and_gate_stats_keep_every_step(tmp_path):
 
 def test_physics_at_initialization_rnn_vanishes_lstm_forget_bias_5_grows(tmp_path):
     """Length-100 adding task at init: ||dL/dh_0|| << ||dL/dh_99|| for the RNN; ||dL/dc_t|| grows back in
-    time for an LSTM with forget bias 5 (the seed's claim, and REFERENCES.md's measurement)."""
+    time for an LSTM with forget bias 5 (the thesis in docs/references.md, and the README's measurement)."""
     ratios = {}
     for model, extra in (("rnn", []), ("lstm", ["model.forget_bias=5"])):
         flow = GradFlowLogger(every_n_steps=1000, output_dir=str(tmp_path / model))

@@ -2,7 +2,7 @@
 
 Both generators are fully vectorized and draw only from the `torch.Generator` they are given, so a
 batch stream is reproducible from its seed and resumable from the generator's state.
-Recipes follow Arjovsky, Shah & Bengio (2016), section 4 (see shared/REFERENCES.md).
+Recipes follow Arjovsky, Shah & Bengio (2016), section 4 (docs/references.md).
 """
 
 from __future__ import annotations
