@@ -30,9 +30,9 @@ reproduce: $(STAMP)
 tensorboard: $(STAMP)
 	$(VENV)/bin/tensorboard --logdir outputs --host $(HOST) --port $(PORT)
 
-# Template vs plain PyTorch, observatory overhead, start-up, sweep throughput (docs/benchmarks.md).
+# Template vs plain PyTorch, observatory overhead, start-up, sweep throughput (scripts/bench/, docs/benchmarks.md).
 bench: $(STAMP)
-	$(PY) -m rnn_gradients.bench $(BENCH_ARGS)
+	$(PY) scripts/bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

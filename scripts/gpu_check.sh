@@ -206,7 +206,7 @@ run_check() {
         record train "" 0 0 "not run: no CUDA (torch.cuda.is_available() is False)"
     fi
     # without CUDA the GPU rows come back 'skipped' at once: the step still checks the bench runs here
-    step bench 150 "$VPY" -m rnn_gradients.bench --only gpu --quick --out "$OUTDIR/bench"
+    step bench 150 "$VPY" "$HERE/bench" --only gpu --quick --out "$OUTDIR/bench"
 
     echo "== report"
     # stdlib only: any Python writes it, whatever failed before; its exit code is the script's

@@ -99,3 +99,9 @@ def slurm_cluster() -> Iterator[None]:
     yield
     if started_here:
         subprocess.run([SLURM_SCRIPT, "stop"], capture_output=True, timeout=120)
+
+
+def job_dir(sweep: Path, num: int) -> Path:
+    """A sweep job's folder by its number (folders are `<num>_<run name>`, e.g. `0_lstm_adding_T100_s0`)."""
+    found = sorted(Path(sweep).glob(f"{num}_*"))
+    return found[0] if found else Path(sweep) / f"{num}_not_created_yet"

@@ -1,8 +1,10 @@
-"""`python -m rnn_gradients.bench --tiny`: exits 0 and writes a well-formed bench.json.
+"""The benchmark (scripts/bench): its pure parts directly, and `python scripts/bench --tiny` (slow: a
+subprocess of about a minute) exits 0 and writes a well-formed bench.json.
 
 Only the report's form and internal consistency are checked (rows present, positive medians, ratios
-that are the quotients of the reported medians, a least-squares line that fits the reported points),
-never whether a measured ratio meets its target: timings depend on the machine and its load.
+that are the quotients of the reported medians, a least-squares line that fits the reported points,
+each recomputed here independently), never whether a measured ratio meets its target: timings depend
+on the machine and its load.
 """
 
 from __future__ import annotations
@@ -12,13 +14,22 @@ import math
 import statistics
 import subprocess
 import sys
+import threading
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
-from conftest import cli_env
-from rnn_gradients.bench import SweepRun, sweep_throughput
+from conftest import ROOT, cli_env
 
+sys.path.insert(0, str(ROOT / "scripts"))  # the benchmark is a development tool, not part of the package
+
+from bench.config import cadence_classes, class_of  # noqa: E402
+from bench.rows_sweep import SweepRun, sweep_throughput  # noqa: E402
+from bench.stats import counterbalanced, error_row, info_row, interleave, linear_fit, ratio_row, side, skip_row  # noqa: E402
+from bench.turns import Participant, Turns, TurnTaker, alternate, counted_window, steps_needed  # noqa: E402
+
+BENCH = ROOT / "scripts" / "bench"
 RATIO_GROUPS = ("template_vs_plain", "observatory_overhead", "data_share")
 STATUSES = {"pass", "fail", "skipped", "info"}
 
@@ -27,7 +38,7 @@ STATUSES = {"pass", "fail", "skipped", "info"}
 def tiny(tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict]:
     out = tmp_path_factory.mktemp("bench")
     proc = subprocess.run(
-        [sys.executable, "-m", "rnn_gradients.bench", "--tiny", "--out", str(out)],
+        [sys.executable, str(BENCH), "--tiny", "--out", str(out)],
         cwd=out, env=cli_env(), capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, f"exit {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-6000:]}"
@@ -52,6 +63,7 @@ def check_side(side: dict) -> None:
     assert side["unit"] in ("ms", "s")
 
 
+@pytest.mark.slow
 def test_table_and_machine(tiny):
     proc, report = tiny
     assert report["mode"] == "tiny"
@@ -64,6 +76,7 @@ def test_table_and_machine(tiny):
         assert any(line.startswith(row["id"]) and row["status"] in line for line in proc.stdout.splitlines()), row["id"]
 
 
+@pytest.mark.slow
 def test_every_expected_row_is_present(tiny):
     _, report = tiny
     assert all(r["status"] in STATUSES for r in report["rows"]), [(r["id"], r["status"], r.get("reason")) for r in report["rows"]]
@@ -86,6 +99,7 @@ def test_every_expected_row_is_present(tiny):
     assert len(ids) == len(report["rows"])  # no duplicates
 
 
+@pytest.mark.slow
 def test_ratio_rows_are_quotients_of_their_medians(tiny):
     _, report = tiny
     checked = 0
@@ -105,6 +119,7 @@ def test_ratio_rows_are_quotients_of_their_medians(tiny):
     assert checked >= 3 * 2 * len(report["settings"]["seq_lens"]) + 1  # rows 1-3 and the sweep
 
 
+@pytest.mark.slow
 def test_observatory_rows_explain_their_cost(tiny):
     _, report = tiny
     for row in rows_of(report, "observatory_overhead"):
@@ -115,6 +130,7 @@ def test_observatory_rows_explain_their_cost(tiny):
         assert details["cpu_time"]["a_median_ms"] > 0 and details["cpu_time"]["b_median_ms"] > 0
 
 
+@pytest.mark.slow
 def test_scaling_line_fits_the_reported_points(tiny):
     _, report = tiny
     rows = rows_of(report, "scaling")
@@ -149,6 +165,7 @@ def test_sweep_throughput_split():
     assert split["overhead_s_parallel"] == pytest.approx(30.0 - 45.0 / 2)
 
 
+@pytest.mark.slow
 def test_sweep_rows_split_their_speedup(tiny):
     _, report = tiny
     rows = [r for r in rows_of(report, "sweep") if r["id"].endswith("/parallel_vs_basic")]
@@ -160,11 +177,18 @@ def test_sweep_rows_split_their_speedup(tiny):
         assert [r.wall_s for r in runs["parallel"]] == row["b"]["samples"]
         assert all(len(r.job_s) == d["jobs"] and min(r.job_s) > 0 for rs in runs.values() for r in rs)
         assert all(r.wall_s > sum(r.job_s) / 2 for rs in runs.values() for r in rs)  # jobs fit inside the command
-        expected = sweep_throughput(runs["basic"], runs["parallel"])
-        for key, value in expected.items():
-            assert d[key] == pytest.approx(value), key
+        # the split, recomputed from the runs' own times
+        seq_job = statistics.median([t for r in runs["basic"] for t in r.job_s])
+        par_job = statistics.median([t for r in runs["parallel"] for t in r.job_s])
+        assert d["job_s_sequential"] == pytest.approx(seq_job)
+        assert d["job_s_parallel"] == pytest.approx(par_job)
+        assert d["steady_state_speedup"] == pytest.approx(2 * seq_job / par_job)
+        assert d["overhead_s_sequential"] == pytest.approx(statistics.median([r.wall_s - sum(r.job_s) for r in runs["basic"]]))
+        assert d["overhead_s_parallel"] == pytest.approx(
+            statistics.median([r.wall_s - sum(r.job_s) / 2 for r in runs["parallel"]]))
 
 
+@pytest.mark.slow
 def test_startup_row_has_its_breakdown(tiny):
     _, report = tiny
     (row,) = rows_of(report, "startup")
@@ -176,6 +200,7 @@ def test_startup_row_has_its_breakdown(tiny):
     assert row["details"]["import_top"]["top"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("group,row_id", [("gpu", "gpu/lstm"), ("gpu_observatory_overhead", "gpu_observatory_overhead/lstm")])
 def test_gpu_row(tiny, group, row_id):
     _, report = tiny
@@ -185,3 +210,91 @@ def test_gpu_row(tiny, group, row_id):
         assert row["status"] in ("pass", "fail")
     else:
         assert row["status"] == "skipped" and "cuda" in row["reason"].lower()
+
+
+# ------------------------------------------------------------------ the pure parts, without a subprocess
+
+
+def test_side_and_ratio_row_judge_the_quotient_of_medians():
+    a, b = side("a", [3.0, 1.0, 2.0, 10.0], "ms"), side("b", [2.0, 2.0, 4.0], "ms")
+    assert (a["median"], a["n"], b["median"], b["n"]) == (2.5, 4, 2.0, 3)
+    row = ratio_row("template_vs_plain/x", "template_vs_plain", "t", a, b)  # target <= 1.10
+    assert row["ratio"] == pytest.approx(1.25) and row["status"] == "fail"
+    assert row["target"] == {"op": "<=", "value": 1.10}
+    assert ratio_row("template_vs_plain/x", "template_vs_plain", "t", b, a)["status"] == "pass"
+    assert ratio_row("sweep/x", "sweep", "t", side("s", [3.3], "s"), side("p", [2.0], "s"))["status"] == "pass"  # >= 1.6
+    assert ratio_row("sweep/x", "sweep", "t", side("s", [3.1], "s"), side("p", [2.0], "s"))["status"] == "fail"
+    info = info_row("i", "threads", "t", a, b)
+    assert info["status"] == "info" and info["target"] is None and info["ratio"] == pytest.approx(1.25)
+    assert "ratio" not in info_row("i", "startup", "t", a)
+    skipped = skip_row("gpu/lstm", "gpu", "t", "no cuda")
+    assert skipped["status"] == "skipped" and skipped["target"] == {"op": "<=", "value": 1.10}
+    error = error_row("steps/error", "steps", "steps", ValueError("x" * 5000))
+    assert error["status"] == "error" and error["reason"].startswith("ValueError: x") and len(error["reason"]) == 2000
+
+
+def test_linear_fit_is_least_squares():
+    xs, ys = [5, 10, 20, 40, 80], [1.1, 1.9, 4.2, 7.8, 16.5]
+    slope, intercept = linear_fit(xs, ys)
+    expected = statistics.linear_regression(xs, ys)
+    assert slope == pytest.approx(expected.slope) and intercept == pytest.approx(expected.intercept)
+
+
+def test_variants_alternate_in_counterbalanced_order():
+    assert [counterbalanced("ABC", r) for r in range(3)] == [list("ABC"), list("CBA"), list("ABC")]
+    calls: list[str] = []
+    res = interleave({n: (lambda n=n: calls.append(n) or len(calls)) for n in "AB"}, 3)
+    assert "".join(calls) == "ABBAAB" and res == {"A": [1, 4, 5], "B": [2, 3, 6]}
+
+
+def test_cadence_classes_partition_the_steps():
+    cfg = OmegaConf.create({
+        "callbacks": {"hist": {"every_n_steps": 100}, "flow": {"plot_every_n_steps": 500}, "off": None,
+                      "norms": {"log_every_n_steps": 1}},
+        "checkpoint": {"every_n_steps": 250},
+    })
+    classes, freq, reps = cadence_classes(cfg)
+    assert classes == [(), (100,), (250,), (100, 250, 500)]  # every 500th step is also a 100th and a 250th
+    assert [round(freq[c] * 500) for c in classes] == [494, 4, 1, 1]
+    assert reps == {(): 501, (100,): 600, (250,): 750, (100, 250, 500): 1000}  # beyond one hyperperiod
+    assert all(class_of(reps[c], classes) == c for c in classes)
+    assert cadence_classes(OmegaConf.create({"callbacks": None})) == ([()], {(): 1.0}, {(): 2})
+
+
+@pytest.mark.parametrize("warmup,window,block", [(1, 4, 2), (2, 6, 3), (2, 200, 11), (0, 5, 10**9)])
+def test_steps_needed_leave_a_full_window(warmup, window, block):
+    steps = steps_needed(warmup, window, block)
+    counted = {s: (s - 1) % block != 0 for s in range(1, steps + 1)}  # the first step of every turn is not counted
+    assert len(counted_window(counted, warmup, window, steps - 1)) == window
+
+
+def test_participants_take_turns_of_block_steps():
+    log: list[tuple[str, bool]] = []
+    lock = threading.Lock()
+
+    def participant(steps: int):
+        def make(turns: Turns, name: str) -> Participant:
+            taker = TurnTaker(turns, name, block=3)
+
+            def run() -> None:
+                for _ in range(steps):
+                    counted = taker.boundary()
+                    with lock:
+                        log.append((name, counted))
+
+            return Participant(run, lambda: steps)
+
+        return make
+
+    assert alternate({"A": participant(7), "B": participant(8)}) == {"A": 7, "B": 8}
+    assert "".join(n for n, _ in log) == "AAABBBAAABBBABB"
+    assert [c for n, c in log if n == "A"] == [False, True, True] * 2 + [False]
+
+
+def test_job_start_probe_imports_no_torch():
+    """Hydra instantiates it in a training command's parent process, before the job: torch there would
+    move the run's imports in front of the mark it takes (this was tests/test_lazy_imports.py's check)."""
+    code = (f"import sys, json; sys.path.insert(0, {str(ROOT / 'scripts')!r}); import bench.probe_job_start; "
+            "print(json.dumps([m for m in ('torch', 'lightning', 'matplotlib', 'tensorboard') if m in sys.modules]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == []

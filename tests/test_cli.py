@@ -11,7 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import TINY, read_summary, run_cli
+from conftest import TINY, job_dir, read_summary, run_cli
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}-\d{6}$")
 T = 10  # data.seq_len in TINY
@@ -67,11 +67,17 @@ def test_sweep_layout(sweep):
     assert sorted(p.name for p in out.iterdir()) == ["multirun"]
     stamp = only_child(out / "multirun")
     assert TIMESTAMP.match(stamp.name), stamp.name
-    jobs = sorted(p.name for p in stamp.iterdir() if p.is_dir())
-    assert jobs == sorted(str(i) for i in range(12))
+    jobs = sorted((p for p in stamp.iterdir() if p.is_dir()), key=lambda p: int(p.name.split("_")[0]))
+    assert [int(p.name.split("_")[0]) for p in jobs] == list(range(12))
     for job in jobs:
-        assert (stamp / job / "summary.json").is_file()
-        assert (stamp / job / ".hydra" / "config.yaml").is_file()
+        assert (job / ".hydra" / "config.yaml").is_file()
+        assert job.name.split("_", 1)[1] == name_of(read_summary(job))  # the folder says what the job is
+
+
+def name_of(summary: dict) -> str:
+    """`lstm_normclip_copy_T20_s1` from a summary, as the README describes run names."""
+    arm = summary["model"] + ("" if summary["clipping"] == "none" else f"_{summary['clipping']}clip")
+    return f"{arm}_{summary['task']}_T{summary['seq_len']}_s{summary['seed']}"
 
 
 def test_sweep_summaries(sweep):
@@ -80,7 +86,7 @@ def test_sweep_summaries(sweep):
     stamp = only_child(out / "multirun")
     seen = set()
     for job in range(12):
-        run_dir = stamp / str(job)
+        run_dir = job_dir(stamp, job)
         s = read_summary(run_dir)
         cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
         # the summary describes the job Hydra actually ran
@@ -115,7 +121,7 @@ def test_sweep_tensorboard(sweep):
     assert_ok(proc)
     stamp = only_child(out / "multirun")
     for job in range(12):
-        run_dir = stamp / str(job)
+        run_dir = job_dir(stamp, job)
         s = read_summary(run_dir)
         scalars = read_scalars(run_dir)
         for tag in ("train/loss", "train/normalized_loss", "val/loss", "val/normalized_loss"):
@@ -145,7 +151,7 @@ def seeds(tmp_path_factory):
     proc = run_cli(["-m", "arm=lstm_clip", "seed=0,1,0", *TINY, f"paths.output_dir={out}"], cwd=cwd)
     assert_ok(proc)
     stamp = only_child(out / "multirun")
-    return [read_summary(stamp / str(i)) for i in range(3)]
+    return [read_summary(job_dir(stamp, i)) for i in range(3)]
 
 
 @pytest.fixture(scope="module")
@@ -162,8 +168,9 @@ def test_single_run_layout(single):
     assert sorted(p.name for p in cwd.iterdir()) == ["out"]
     assert sorted(p.name for p in out.iterdir()) == ["runs"]
     run_dir = only_child(out / "runs")
-    assert TIMESTAMP.match(run_dir.name), run_dir.name
+    stamp, name = run_dir.name[:26], run_dir.name[27:]
     s = read_summary(run_dir)
+    assert TIMESTAMP.match(stamp) and name == name_of(s), run_dir.name
     assert s["steps"] == MAX_STEPS and s["status"] == "completed"
     assert (run_dir / ".hydra" / "config.yaml").is_file()
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))

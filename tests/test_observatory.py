@@ -18,7 +18,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import TINY, compose_config, read_summary, run_cli
+from conftest import TINY, compose_config, job_dir, read_summary, run_cli
 from rnn_gradients.observatory.gate_stats import GateStatsLogger
 from rnn_gradients.observatory.gradient_flow import GradFlowLogger
 from rnn_gradients.observatory.gradient_histograms import GradHistogramLogger
@@ -263,7 +263,7 @@ def test_divergence_stops_the_run_and_the_sweep_goes_on(tmp_path):
     result = run_cli(args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     sweep = next((tmp_path / "multirun").iterdir())
-    blown, calm = read_summary(sweep / "0"), read_summary(sweep / "1")
+    blown, calm = read_summary(job_dir(sweep, 0)), read_summary(job_dir(sweep, 1))
     assert blown["status"] == "diverged" and blown["diverged"] is True
     assert blown["steps"] < 150 and blown["diverged_at_step"] <= blown["steps"]
     assert "non-finite" in blown["divergence_reason"] or "baseline" in blown["divergence_reason"]

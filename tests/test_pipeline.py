@@ -11,7 +11,7 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
-from conftest import TINY, cli_env, read_summary, run_cli
+from conftest import TINY, cli_env, job_dir, read_summary, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ["scalar_toy", "grad_flow_through_time", "learning_curves", "grad_norm_training",
@@ -73,17 +73,17 @@ def test_joblib_launcher_gives_each_job_its_share_of_the_cores(tmp_path):
     import os
 
     cores = len(os.sched_getaffinity(0))
-    for job in ("0", "1"):
-        log = (tmp_path / "sweep" / job / "train.log").read_text()
+    for job in (0, 1):
+        log = (job_dir(tmp_path / "sweep", job) / "train.log").read_text()
         threads = max(1, cores // 2)
         assert f"| {threads} torch thread{'' if threads == 1 else 's'} (CPU affinity mask: {cores} cores / 2 parallel jobs)" in log
-        assert read_summary(tmp_path / "sweep" / job)["status"] == "completed"
+        assert read_summary(job_dir(tmp_path / "sweep", job))["status"] == "completed"
 
 
 def test_submitit_local_launcher_runs_a_sweep(tmp_path):
     result = run_cli(["-m", *TINY, "hydra/launcher=submitit_local", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    a, b = (read_summary(tmp_path / "sweep" / j) for j in ("0", "1"))
+    a, b = (read_summary(job_dir(tmp_path / "sweep", j)) for j in (0, 1))
     assert a["status"] == b["status"] == "completed" and (a["seed"], b["seed"]) == (0, 1)
     assert a["train_loss"] != b["train_loss"]
     assert json.loads((tmp_path / "sweep" / "sweep_report.json").read_text())["counts"]["completed"] == 2

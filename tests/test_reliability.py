@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import cli_env, read_summary, run_cli
+from conftest import cli_env, job_dir, read_summary, run_cli
 from run_checks import assert_same_run
 
 SMALL = [
@@ -83,13 +83,13 @@ def test_multirun_resume_skips_completed_and_resumes_the_rest(tmp_path):
     sweep = tmp_path / "sweep"
     first = run_cli(["-m", *SMALL, "seed=0,1", "trainer.max_steps=20", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-2000:]
-    done = (sweep / "0" / "summary.json").read_text()
+    done = (job_dir(sweep, 0) / "summary.json").read_text()
     # job 1 was "killed" after its step-20 checkpoint: no summary left
-    (sweep / "1" / "summary.json").unlink()
+    (job_dir(sweep, 1) / "summary.json").unlink()
     again = run_cli(["-m", *SMALL, "seed=0,1", "trainer.max_steps=30", "resume=true", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert (sweep / "0" / "summary.json").read_text() == done  # skipped, untouched
-    job1 = read_summary(sweep / "1")
+    assert (job_dir(sweep, 0) / "summary.json").read_text() == done  # skipped, untouched
+    job1 = read_summary(job_dir(sweep, 1))
     assert job1["resumed_from_step"] == 20 and job1["steps"] == 30 and job1["status"] == "completed"
     report = json.loads((sweep / "sweep_report.json").read_text())
     assert report["counts"]["completed"] == 2
@@ -100,13 +100,13 @@ def test_one_failing_job_does_not_stop_the_sweep(tmp_path):
     result = run_cli(["-m", *SMALL, "trainer.max_steps=5", f"hydra.sweep.dir={sweep}",
                       "optimizer._target_=torch.optim.NoSuchOptimizer,torch.optim.Adam"], cwd=tmp_path)
     assert result.returncode == 1  # the sweep says something failed ...
-    failed, ok = read_summary(sweep / "0"), read_summary(sweep / "1")
+    failed, ok = read_summary(job_dir(sweep, 0)), read_summary(job_dir(sweep, 1))
     assert failed["status"] == "failed" and "NoSuchOptimizer" in failed["failure_reason"]
     assert ok["status"] == "completed" and ok["steps"] == 5  # ... but the other job ran
     report = json.loads((sweep / "sweep_report.json").read_text())
     assert report["counts"] == {"completed": 1, "diverged": 0, "failed": 1, "interrupted": 0, "missing": 0}
     table = (sweep / "sweep_report.md").read_text()
-    assert "| 0 | failed |" in table and "NoSuchOptimizer" in table and "| 1 | completed |" in table
+    assert "| 0_lstm_adding_T20_s0 | failed |" in table and "NoSuchOptimizer" in table and "| 1_lstm_adding_T20_s0 | completed |" in table
 
 
 def test_malicious_checkpoint_is_refused(tmp_path):

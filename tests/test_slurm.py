@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli_env, read_summary, run_cli
+from conftest import cli_env, job_dir, read_summary, run_cli
 from run_checks import assert_same_grad_flow, assert_same_run
 
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
@@ -81,7 +81,7 @@ def test_preempted_and_requeued_jobs_resume_exactly(tmp_path):
     same config, so all three must end with the same weights, curves and grad flow."""
     sweep = tmp_path / "sweep"
     proc = launch(sweep, f"trainer.max_steps={STEPS}", "trainer.log_every_n_steps=10,10,1")
-    wait_for(lambda: checkpointed(sweep / "0") and checkpointed(sweep / "1"), "jobs 0 and 1 to checkpoint", 120, proc)
+    wait_for(lambda: checkpointed(job_dir(sweep, 0)) and checkpointed(job_dir(sweep, 1)), "jobs 0 and 1 to checkpoint", 120, proc)
     ids = slurm_ids(sweep)
     subprocess.run(["scancel", "--signal=USR2", ids[0]], check=True)
     subprocess.run(["scontrol", "requeue", ids[1]], check=True)
@@ -89,7 +89,7 @@ def test_preempted_and_requeued_jobs_resume_exactly(tmp_path):
     assert proc.returncode == 0, output[-3000:]
 
     for job, signal_name in ((0, "SIGUSR2"), (1, "SIGTERM")):
-        run_dir = sweep / str(job)
+        run_dir = job_dir(sweep, job)
         summary = read_summary(run_dir)
         assert summary["status"] == "completed" and summary["steps"] == STEPS
         stopped = summary["resumed_from_step"]
@@ -97,15 +97,15 @@ def test_preempted_and_requeued_jobs_resume_exactly(tmp_path):
         log = (run_dir / "train.log").read_text()
         assert f"Received {signal_name}" in log and "SLURM restart 1 of job" in log
         assert len(list((run_dir / "tensorboard").glob("events.out.tfevents.*"))) == 2  # one per attempt
-        assert_same_run(sweep / "2", run_dir, STEPS, stopped_at=stopped, b_logs_every=10)
-        assert_same_grad_flow(sweep / "2", run_dir)
-    assert "SLURM restart" not in (sweep / "2" / "train.log").read_text()
+        assert_same_run(job_dir(sweep, 2), run_dir, STEPS, stopped_at=stopped, b_logs_every=10)
+        assert_same_grad_flow(job_dir(sweep, 2), run_dir)
+    assert "SLURM restart" not in (job_dir(sweep, 2) / "train.log").read_text()
     assert "this job is preempted" in submitit_logs(sweep)
 
     report = json.loads((sweep / "sweep_report.json").read_text())
     assert report["counts"]["completed"] == 3 and sum(report["counts"].values()) == 3
     # threads follow the allocation on a node that pins no CPUs (TaskPlugin=task/none, 2 cores here)
-    assert "| 1 torch thread (SLURM_CPUS_PER_TASK=1)" in (sweep / "2" / "train.log").read_text()
+    assert "| 1 torch thread (SLURM_CPUS_PER_TASK=1)" in (job_dir(sweep, 2) / "train.log").read_text()
     # one line says states come from squeue; no warning per poll
     assert output.count("sacct") == 1 and "Bypassing" not in output, output
 
@@ -130,15 +130,15 @@ def test_time_limit_requeues_and_resumes_exactly(tmp_path):
     assert local.wait(timeout=400) == 0, local.stderr.read()[-2000:]
 
     assert "this job is timed-out" in submitit_logs(sweep)
-    summary = read_summary(sweep / "0")
+    summary = read_summary(job_dir(sweep, 0))
     assert summary["status"] == "completed" and summary["steps"] == steps and summary["resumed_from_step"]
-    log = (sweep / "0" / "train.log").read_text()
+    log = (job_dir(sweep, 0) / "train.log").read_text()
     stops = {int(line.rsplit("Checkpoint at step ", 1)[1].split()[0]) for line in log.splitlines() if "Checkpoint at step" in line}
     # every cut in training saved its step; a signal before training started (imports) costs no step
     assert stops, "training ended before SLURM's time-limit signal: raise `steps`"
     assert log.count("SLURM restart") >= len(stops)
-    assert_same_run(reference, sweep / "0", steps, stopped_at=stops, b_logs_every=10)
-    assert_same_grad_flow(reference, sweep / "0")
+    assert_same_run(reference, job_dir(sweep, 0), steps, stopped_at=stops, b_logs_every=10)
+    assert_same_grad_flow(reference, job_dir(sweep, 0))
 
 
 def test_cancelled_job_is_reported_and_resumes_by_hand(tmp_path):
@@ -146,30 +146,30 @@ def test_cancelled_job_is_reported_and_resumes_by_hand(tmp_path):
     `interrupted` with the step, and re-launching the sweep with resume=true finishes it exactly."""
     sweep = tmp_path / "sweep"
     proc = launch(sweep, f"trainer.max_steps={STEPS}", "seed=0,1")
-    wait_for(lambda: checkpointed(sweep / "0"), "job 0 to checkpoint", 120, proc)
+    wait_for(lambda: checkpointed(job_dir(sweep, 0)), "job 0 to checkpoint", 120, proc)
     subprocess.run(["scancel", slurm_ids(sweep)[0]], check=True)
     output = finish(proc, 300)
     assert proc.returncode == 1, output[-3000:]  # something did not finish, and the exit code says so
-    cancelled, other = read_summary(sweep / "0"), read_summary(sweep / "1")
+    cancelled, other = read_summary(job_dir(sweep, 0)), read_summary(job_dir(sweep, 1))
     assert cancelled["status"] == "interrupted" and cancelled["interrupted_by"] == "SIGTERM"
     assert other["status"] == "completed" and other["steps"] == STEPS
     counts = json.loads((sweep / "sweep_report.json").read_text())["counts"]
     assert counts["interrupted"] == 1 and counts["completed"] == 1
 
     rebuilt = subprocess.run([sys.executable, "-m", "rnn_gradients.sweep_report", str(sweep)], capture_output=True, text=True)
-    assert rebuilt.returncode == 1 and "| 0 | interrupted |" in rebuilt.stdout
+    assert rebuilt.returncode == 1 and f"| {job_dir(sweep, 0).name} | interrupted |" in rebuilt.stdout
 
     again = launch(sweep, f"trainer.max_steps={STEPS}", "seed=0,1", "resume=true")
     output = finish(again, 300)
     assert again.returncode == 0, output[-3000:]
-    resumed = read_summary(sweep / "0")
+    resumed = read_summary(job_dir(sweep, 0))
     assert resumed["status"] == "completed" and resumed["resumed_from_step"] == cancelled["steps"]
-    assert read_summary(sweep / "1") == other  # finished: skipped, untouched
+    assert read_summary(job_dir(sweep, 1)) == other  # finished: skipped, untouched
     reference = tmp_path / "reference"
     local = run_cli([*RUN, f"trainer.max_steps={STEPS}", "num_threads=1", "trainer.log_every_n_steps=1",
                      f"hydra.run.dir={reference}"], cwd=tmp_path)
     assert local.returncode == 0, local.stderr[-2000:]
-    assert_same_run(reference, sweep / "0", STEPS, stopped_at=cancelled["steps"], b_logs_every=10)
+    assert_same_run(reference, job_dir(sweep, 0), STEPS, stopped_at=cancelled["steps"], b_logs_every=10)
 
 
 def test_report_is_refreshed_by_jobs_that_end_after_the_launcher(tmp_path):

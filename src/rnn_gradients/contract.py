@@ -98,6 +98,19 @@ def arm_label(cell: str, clipping: str) -> str:
     return f"{name}+clip" if clipping != "none" else name
 
 
+def run_name(cell: str, clipping: str, task: str, seq_len: int, seed: int) -> str:
+    """What a run is, in its folder name and so in TensorBoard's run list: `lstm_normclip_copy_T100_s0`.
+    A sweep puts its job number in front (`3_lstm_normclip_copy_T100_s0`), a single run its start time."""
+    arm = cell if clipping == "none" else f"{cell}_{clipping}clip"
+    return f"{arm}_{task}_T{seq_len}_s{seed}"
+
+
+def job_number(folder_name: str) -> int | None:
+    """The job number of a sweep job's folder (`3_lstm_copy_T100_s0` -> 3; older sweeps: `3`)."""
+    head = folder_name.split("_", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
 # --------------------------------------------------------------------------------------- measures
 def log10_ratio(norms: Sequence[float]) -> float:
     """log10(‖∂L/∂x_0‖ / ‖∂L/∂x_{T-1}‖) of a gradient-norm curve over t: far below 0 = vanishing back in

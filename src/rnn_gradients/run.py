@@ -121,7 +121,7 @@ def build_logger(cfg: DictConfig, resume_step: int | None) -> Any:
 
 def make_trainer(cfg: DictConfig, run_dir: Path, resume_step: int | None, extra: Sequence[pl.Callback] = ()) -> pl.Trainer:
     """The Trainer of a run: cfg.trainer with cfg.callbacks, periodic checkpoints, the progress bar's
-    refresh rate, the logger, then `extra` (the benchmark builds its template runs with this too)."""
+    refresh rate, the logger, then `extra`."""
     callbacks = [*build_callbacks(cfg), PeriodicCheckpoint(run_dir / contract.CHECKPOINT_DIR, cfg.checkpoint.every_n_steps)]
     if cfg.trainer.get("enable_progress_bar", True):
         callbacks.append(TQDMProgressBar(refresh_rate=cfg.progress_bar_refresh_rate))

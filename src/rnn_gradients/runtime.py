@@ -68,10 +68,6 @@ def thread_plan(requested: int) -> tuple[int, str]:
     return cores, source
 
 
-def resolve_num_threads(requested: int) -> int:
-    return thread_plan(requested)[0]
-
-
 def keep_freed_memory(megabytes: int) -> bool:
     """Ask glibc to keep up to `megabytes` of freed memory instead of giving it back to the kernel.
 

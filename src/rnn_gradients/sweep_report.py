@@ -66,7 +66,7 @@ def collect(sweep_dir: Path) -> SweepReport:
     """One row per job folder (a folder holding .hydra/); a job without summary.json is 'missing'
     (killed, or still running)."""
     report = SweepReport(Path(sweep_dir))
-    job_dirs = sorted((p.parent for p in Path(sweep_dir).glob("*/.hydra")), key=lambda p: (len(p.name), p.name))
+    job_dirs = sorted((p.parent for p in Path(sweep_dir).glob("*/.hydra")), key=lambda p: (contract.job_number(p.name) or 0, p.name))
     for job_dir in job_dirs:
         summary_path = job_dir / contract.SUMMARY_FILE
         try:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rnn_gradients import contract, sweep_report
 from rnn_gradients.config_checks import check_group_choices, check_output_dir, check_output_dir_from_argv, check_values
@@ -28,6 +28,11 @@ from rnn_gradients.runtime import skip_final_gc
 from rnn_gradients.schema import ConfigError, ignored_values, validate
 
 log = logging.getLogger(__name__)
+
+# Run folders are named from the config (conf/config.yaml, hydra.run.dir / hydra.sweep.subdir). Registered
+# on import: every process that resolves a job's folder (the launcher's, a joblib worker, a SLURM job)
+# imports this module to unpickle the task function.
+OmegaConf.register_new_resolver("run_name", contract.run_name, replace=True)
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
