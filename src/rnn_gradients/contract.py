@@ -23,6 +23,10 @@ LAST_CHECKPOINT = "last.ckpt"
 HYDRA_DIR = ".hydra"
 SWEEP_REPORT_MD = "sweep_report.md"
 SWEEP_REPORT_JSON = "sweep_report.json"
+# what `python -m rnn_gradients.figures` writes beside the figures
+FIGURES_CSV = "summary.csv"
+FIGURES_MARKDOWN = "summary.md"
+FIGURES_NUMBERS = "summary_numbers.json"  # not summary.json: a folder holding one is a run folder
 
 # ---------------------------------------------------------------------------------------- statuses
 COMPLETED = "completed"
@@ -54,11 +58,28 @@ GRAD_NORM = "grad_norm/"  # + a parameter's name: its gradient norm
 PRECLIP_NORM = "grad_norm/total_preclip"
 POSTCLIP_NORM = "grad_norm/total_postclip"
 CLIPPED = "grad_norm/clipped"
+CLIP_THRESHOLD = "grad_norm/threshold"  # the clipping threshold, at the first and last step (clipping on)
 UPDATE_RATIO = "update_ratio/"  # + a parameter's name: ‖ΔW‖/‖W‖ of the step
 GRAD_HIST = "grad_hist/"  # + a parameter's name: its gradient-value histogram
 GRAD_FLOW = "grad_flow/"
 GRAD_FLOW_PLOT = "grad_flow/plot"
 GATES = "gates/"
+
+
+# HParams: what a run is (columns to sort and filter by) and how it ended (metric scalars at its last step)
+HPARAMS = ("experiment", "arm", "model", "task", "seq_len", "hidden_size", "num_layers", "init",
+           "forget_bias", "optimizer", "lr", "clipping", "clip_threshold", "seed")
+NUMERIC_HPARAMS = ("seq_len", "hidden_size", "num_layers", "forget_bias", "lr", "clip_threshold", "seed")
+HPARAM_VAL_NORMALIZED_LOSS = "hparams/val_normalized_loss"
+HPARAM_VAL_ACCURACY = "hparams/val_accuracy"
+HPARAM_DIVERGED = "hparams/diverged"
+HPARAM_DIVERGED_AT_STEP = "hparams/diverged_at_step"
+HPARAM_STEPS = "hparams/steps"
+HPARAM_WALL_TIME_S = "hparams/wall_time_s"
+HPARAM_LOG10_RATIO_H = "hparams/log10_ratio_h"
+HPARAM_LOG10_RATIO_C = "hparams/log10_ratio_c"
+HPARAM_METRICS = (HPARAM_VAL_NORMALIZED_LOSS, HPARAM_VAL_ACCURACY, HPARAM_DIVERGED, HPARAM_DIVERGED_AT_STEP,
+                  HPARAM_STEPS, HPARAM_WALL_TIME_S, HPARAM_LOG10_RATIO_H, HPARAM_LOG10_RATIO_C)
 
 
 def log10_ratio_tag(state: str) -> str:
@@ -81,6 +102,9 @@ def time_norms_tag(state: str) -> str:
 
 def gate_tag(gate: str, layer: int, mean: bool = False) -> str:
     return f"{GATES}{gate}_mean_l{layer}" if mean else f"{GATES}{gate}_l{layer}"
+
+
+RECURRENT_WEIGHT = "rnn.weight_hh_l0"  # the parameter whose gradient histograms the figures draw
 
 
 def grad_hist_tag(parameter: str) -> str:

@@ -1,13 +1,9 @@
 """Figures and tables of the ablation sweeps: `python -m rnn_gradients.figures SWEEP_DIR [...] [--out DIR]`.
 
-Reads the run folders a sweep wrote (summary.json, .hydra/, TensorBoard event files, grad_flow.npz) and
-writes PNG + PDF figures, summary.csv, summary.md and summary_numbers.json. See `make_report`.
+The numbers come from rnn_gradients.analysis (reading runs, aggregating, the spike and divergence rules);
+this package only draws and writes them. registry: the one list of figures; one module per figure
+(scalar_toy, grad_flow_through_time, learning_curves, grad_norm_training, loss_vs_seq_len,
+divergence_vs_lr, grad_histograms), each importing only style (what they share) and the analysis;
+summary_files: summary.csv, summary.md and summary_numbers.json; cli: the command line and make_report.
+Nothing is imported here, so that importing one module never imports the others.
 """
-
-from __future__ import annotations
-
-from rnn_gradients.figures.cli import main, make_report
-from rnn_gradients.figures.runs import Run, discover_run_dirs, load_runs
-from rnn_gradients.figures.scalar_toy import scalar_toy_data
-
-__all__ = ["Run", "discover_run_dirs", "load_runs", "main", "make_report", "scalar_toy_data"]

@@ -1,91 +1,38 @@
-"""Figure 2: gradient flow through time, ‖∂L/∂h_t‖ (and ‖∂L/∂c_t‖) against t, from grad_flow.npz.
+"""Figure 2, grad_flow_through_time: ‖∂L/∂h_t‖ (and ‖∂L/∂c_t‖) against t, from the runs' grad-flow curves.
 
 (a) arms experiment: RNN and LSTM at initialization (training step 0) and after training (the last
-    measurement), the preferred task (adding) at the largest seq_len present, median over seeds at
-    every t (the median of norms is also the median of their logs).
+    measurement), the preferred task (adding) at the largest seq_len present, median over seeds at t.
 (b) forget_bias experiment: ‖∂L/∂c_t‖ at initialization for each forget-gate bias (median over seeds).
-Each curve is labelled with its log10(first/last) = log10(‖∂L/∂x_0‖ / ‖∂L/∂x_{T-1}‖) (below 0: the
-gradient vanishes going back in time; above 0: it grows).
+Each curve is labelled with its contract.log10_ratio = log10(‖∂L/∂x_0‖ / ‖∂L/∂x_{T-1}‖) (below 0: the
+gradient vanishes going back in time; above 0: it grows). The numbers: analysis.figure_data.grad_flow_data.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import numpy as np
 
-from rnn_gradients.figures.plots import (
+from rnn_gradients import contract
+from rnn_gradients.analysis import Run, grad_flow_data
+from rnn_gradients.figures.style import (
     COLUMN_WIDTH, PAGE_WIDTH, FigureResult, FigureSkipped, arm_color, integer_steps, new_figure, save_figure,
 )
-from rnn_gradients.figures.runs import Run, choose_setting, log10_ratio, select, sort_key
 
-log = logging.getLogger(__name__)
-
+NAME = "grad_flow_through_time"
+TAGS: frozenset[str] = frozenset()  # the grad-flow files only
 QUANTITY_LABEL = {"h": r"$\|\partial L/\partial h_t\|$", "c": r"$\|\partial L/\partial c_t\|$"}
 CELL_COLOR = "#9467bd"
-
-
-def median_curve(curves: Sequence[np.ndarray]) -> np.ndarray | None:
-    """Median over curves at every t (curves of another length than the most common are ignored)."""
-    curves = [np.asarray(c, dtype=float) for c in curves if c is not None and np.size(c)]
-    if not curves:
-        return None
-    length = Counter(len(c) for c in curves).most_common(1)[0][0]
-    return np.median(np.stack([c for c in curves if len(c) == length]), axis=0)
 
 
 def _ratio_text(value: float) -> str:
     if math.isfinite(value):
         return f"{value:+.1f}"
     return "underflow" if value == float("-inf") else "n/a"
-
-
-def grad_flow_data(runs: Sequence[Run]) -> dict[str, Any]:
-    """The curves the figure draws: {'arms': {...} | None, 'forget_bias': {...} | None}."""
-    data: dict[str, Any] = {"arms": None, "forget_bias": None}
-    arms_runs = [r for r in select(runs, experiment="arms", arm=("RNN", "LSTM")) if r.grad_flow is not None]
-    setting = choose_setting(arms_runs)
-    if setting:
-        task, seq_len = setting
-        panel: dict[str, Any] = {"task": task, "seq_len": seq_len, "curves": {}}
-        for arm in ("RNN", "LSTM"):
-            chosen = select(arms_runs, arm=arm, task=task, seq_len=seq_len)
-            for q in ("h", "c"):
-                matrices = [getattr(r.grad_flow, q) for r in chosen]
-                pairs = [(m, r) for m, r in zip(matrices, chosen) if m is not None]
-                if not pairs:
-                    continue
-                init = median_curve([m[0] for m, r in pairs if r.grad_flow.has_init])
-                final = median_curve([m[-1] for m, _ in pairs])
-                panel["curves"][(arm, q)] = {
-                    "init": init,
-                    "final": final,
-                    "init_ratio": log10_ratio(init) if init is not None else float("nan"),
-                    "final_ratio": log10_ratio(final) if final is not None else float("nan"),
-                    "final_step": max(int(r.grad_flow.steps[-1]) for _, r in pairs),
-                    "seeds": sorted((r.get("seed") for _, r in pairs), key=sort_key),
-                }
-        if panel["curves"]:
-            data["arms"] = panel
-    fb_runs = [r for r in select(runs, experiment="forget_bias")
-               if r.grad_flow is not None and r.grad_flow.c is not None and r.grad_flow.has_init]
-    setting = choose_setting(fb_runs)
-    if setting:
-        task, seq_len = setting
-        chosen = select(fb_runs, task=task, seq_len=seq_len)
-        curves = {}
-        for fb in sorted({r.get("forget_bias") for r in chosen}, key=sort_key):
-            group = [r for r in chosen if r.get("forget_bias") == fb]
-            curve = median_curve([r.grad_flow.c[0] for r in group])
-            curves[fb] = {"init": curve, "init_ratio": log10_ratio(curve),
-                          "seeds": sorted((r.get("seed") for r in group), key=sort_key)}
-        data["forget_bias"] = {"task": task, "seq_len": seq_len, "curves": curves}
-    return data
 
 
 def _positive(curve: np.ndarray) -> np.ndarray:
@@ -107,10 +54,10 @@ def _seed_text(seeds: Sequence[Any]) -> str:
     return f"median over {len(seeds)} seeds" if len(seeds) > 1 else f"seed {seeds[0]}" if seeds else "no seed"
 
 
-def plot_grad_flow_through_time(runs: Sequence[Run], out_dir: Path) -> FigureResult:
+def draw(runs: Sequence[Run], out_dir: Path) -> FigureResult:
     data = grad_flow_data(runs)
     if data["arms"] is None and data["forget_bias"] is None:
-        raise FigureSkipped("needs grad_flow.npz of arms-experiment RNN/LSTM runs or of forget_bias-experiment runs "
+        raise FigureSkipped(f"needs {contract.GRAD_FLOW_FILE} of arms-experiment RNN/LSTM runs or of forget_bias-experiment runs "
                             "(python -m rnn_gradients.train -m experiment=arms / experiment=forget_bias)")
     panels = [p for p in ("arms", "forget_bias") if data[p] is not None]
     fig, axes = new_figure(PAGE_WIDTH if len(panels) == 2 else COLUMN_WIDTH + 0.6, 3.3, 1, len(panels))
@@ -136,8 +83,6 @@ def plot_grad_flow_through_time(runs: Sequence[Run], out_dir: Path) -> FigureRes
             captions.append(f"(a) arms experiment, {info['task']} task, T={seq_len}, {_seed_text(seeds)}; dashed = "
                             f"initialization (step 0), solid = after training (step {step}).")
         else:
-            import matplotlib
-
             cmap = matplotlib.colormaps["plasma"]
             fbs = list(info["curves"])
             seeds = []
@@ -159,5 +104,5 @@ def plot_grad_flow_through_time(runs: Sequence[Run], out_dir: Path) -> FigureRes
         ax.set_ylabel("gradient norm (log scale)")
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=6, title="[log10(first/last)]",
                   title_fontsize=6)
-    files = save_figure(fig, out_dir, "grad_flow_through_time")
-    return FigureResult("grad_flow_through_time", files, data, " ".join(captions))
+    files = save_figure(fig, out_dir, NAME)
+    return FigureResult(NAME, files, data, " ".join(captions))

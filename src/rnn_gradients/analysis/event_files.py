@@ -19,14 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from rnn_gradients import contract
+
 log = logging.getLogger(__name__)
 
 EVENT_FILE_GLOB = "events.out.tfevents.*"
 SIZE_GUIDANCE = {"scalars": 0, "histograms": 0, "images": 0, "tensors": 0, "audio": 0, "compressedHistograms": 0}
-
-
-class UnreadableEventFile(Exception):
-    """The file is not a TensorBoard event file, or is corrupt before its first event."""
 
 
 @dataclass
@@ -146,15 +144,6 @@ def _check_file(path: Path, result: RunEvents) -> bool:
     return True
 
 
-def read_event_file(path: Path) -> RunEvents:
-    """Every scalar and histogram of one event file. Raises UnreadableEventFile."""
-    result = RunEvents()
-    if not _check_file(Path(path), result):
-        raise UnreadableEventFile(result.problems[-1])
-    _accumulate(Path(path), result)
-    return result
-
-
 def _dedupe(steps: np.ndarray, values: np.ndarray, walls: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sort by (step, wall time); keep the last write of each step."""
     order = np.lexsort((walls, steps))
@@ -166,13 +155,13 @@ def _dedupe(steps: np.ndarray, values: np.ndarray, walls: np.ndarray) -> tuple[n
 
 
 def find_event_files(run_dir: Path) -> list[Path]:
-    """Event files of a run: under <run>/tensorboard/ (any depth), else anywhere in the run folder."""
+    """Event files of a run: under its TensorBoard folder (any depth), else anywhere in the run folder."""
     run_dir = Path(run_dir)
     if run_dir.is_file():
         return [run_dir]
-    tb = run_dir / "tensorboard"
+    tb = run_dir / contract.TENSORBOARD_DIR
     root = tb if tb.is_dir() else run_dir
-    return sorted(p for p in root.rglob(EVENT_FILE_GLOB) if p.is_file() and ".hydra" not in p.parts)
+    return sorted(p for p in root.rglob(EVENT_FILE_GLOB) if p.is_file() and contract.HYDRA_DIR not in p.parts)
 
 
 def read_run_events(run_dir: Path, tags: Collection[str] | None = None) -> RunEvents:

@@ -1,0 +1,89 @@
+"""The divergence rule, and how often training blows up per (optimizer, clipping, lr) of the exploding
+experiment.
+
+A run counts as *diverged* when its summary says diverged, or when a loss is non-finite (a non-finite
+contract.TRAIN_LOSS in the event files, or a non-finite train_loss / val_loss in the summary). It counts
+as *spiked* when the largest finite training loss logged after the first WARMUP_FRACTION (10%) of its
+planned steps (trainer.max_steps, else the summary's `steps`) exceeds SPIKE_LOSS_MULTIPLE (3) × the
+task's baseline_loss. Without training-loss events the final train_loss of the summary is used instead.
+A run can be both; it is counted once. The fraction is (diverged or spiked) / finished runs (completed
+or diverged); jobs not finished (missing, failed, interrupted) are left out of it and counted apart.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from rnn_gradients import contract
+from rnn_gradients.analysis.run_folder import Run
+from rnn_gradients.analysis.selection import select, sort_key
+
+SPIKE_LOSS_MULTIPLE = 3.0
+WARMUP_FRACTION = 0.1
+
+
+def as_float(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def divergence_outcome(run: Run) -> dict[str, Any]:
+    """{'diverged', 'nonfinite_loss', 'spiked', 'max_train_loss_after_warmup', 'diverged_or_spiked'}; the last
+    is None when the run is not finished (missing, failed or interrupted)."""
+    summary = run.summary or {}
+    train_loss = as_float(summary.get("train_loss"))
+    nonfinite = any(v is not None and not math.isfinite(v) for v in (train_loss, as_float(summary.get("val_loss"))))
+    series = run.scalar(contract.TRAIN_LOSS)
+    baseline = as_float(run.get("baseline_loss"))
+    planned = run.get("max_steps") or summary.get("steps")
+    max_after = None
+    if series is not None and len(series[0]):
+        steps, values = series
+        if not np.all(np.isfinite(values)):
+            nonfinite = True
+        if planned is None:
+            planned = int(steps[-1])
+        after = values[steps > WARMUP_FRACTION * float(planned)]
+        after = after[np.isfinite(after)]  # a non-finite loss already counts as diverged
+        if after.size:
+            max_after = float(np.max(after))
+    elif train_loss is not None and math.isfinite(train_loss):
+        max_after = train_loss
+    spiked = None
+    if max_after is not None and baseline is not None:
+        spiked = max_after > SPIKE_LOSS_MULTIPLE * baseline
+    diverged = bool(summary.get("diverged")) or summary.get("status") == contract.DIVERGED or nonfinite
+    outcome = bool(diverged or spiked) if run.usable else None
+    return {"diverged": diverged, "nonfinite_loss": nonfinite, "spiked": spiked,
+            "max_train_loss_after_warmup": max_after, "diverged_or_spiked": outcome}
+
+
+def divergence_table(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """One row per (optimizer, clipping, lr) of the exploding experiment."""
+    chosen = select(runs, usable=False, experiment="exploding")
+    keys = sorted({(r.get("optimizer"), r.get("clipping"), r.get("lr")) for r in chosen},
+                  key=lambda k: tuple(sort_key(x) for x in k))
+    rows = []
+    for optimizer, clipping, lr in keys:
+        group = [r for r in chosen if (r.get("optimizer"), r.get("clipping"), r.get("lr")) == (optimizer, clipping, lr)]
+        outcomes = [divergence_outcome(r) for r in group if r.usable]
+        n = len(outcomes)
+        n_bad = sum(bool(o["diverged_or_spiked"]) for o in outcomes)
+        val = [as_float(r.summary.get("val_normalized_loss")) for r in group if r.usable]
+        val = [v for v in val if v is not None and not math.isnan(v)]
+        rows.append({
+            "optimizer": optimizer, "clipping": clipping, "lr": lr, "n_runs": n,
+            "n_diverged": sum(o["diverged"] for o in outcomes),
+            "n_spiked": sum(bool(o["spiked"]) for o in outcomes),
+            "n_diverged_or_spiked": n_bad,
+            "fraction": n_bad / n if n else None,
+            "n_not_finished": len(group) - n,
+            "median_val_normalized_loss": float(np.median(val)) if val else None,
+        })
+    return rows

@@ -1,0 +1,165 @@
+"""The numbers each figure draws, from the finished runs (figures/ only draws them; the tests check them).
+
+learning_curves: contract.VAL_NORMALIZED_LOSS against training step per (task, seq_len) and arm of the
+    arms experiment: median over seeds at each logged step, min..max band.
+loss_vs_seq_len: the final val_normalized_loss of the summary against seq_len, per task and arm.
+grad_flow_through_time: from the grad-flow curves, (a) RNN and LSTM of the arms experiment at
+    initialization (step 0) and after training (last measurement), the preferred task at its largest
+    seq_len; (b) the LSTM cell-state gradient at initialization per forget bias (forget_bias experiment).
+    Medians over seeds at every t, each with its contract.log10_ratio.
+grad_norm_training: contract.PRECLIP_NORM of one run per arm (LSTM, LSTM+clip), with its spikes.
+grad_histograms: the W_hh gradient histograms of one run per arm, re-binned onto one common grid.
+(divergence_vs_lr draws divergence_rules.divergence_table.)
+A normalized loss of 1 is the memoryless baseline; below 1 the model remembers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from rnn_gradients import contract
+from rnn_gradients.analysis.histogram_grid import common_grid, heatmap
+from rnn_gradients.analysis.run_folder import Run
+from rnn_gradients.analysis.seed_stats import aggregate_curves, median_curve, summarize_values
+from rnn_gradients.analysis.selection import arm_sort_key, choose_setting, first_seed, select, sort_key
+from rnn_gradients.analysis.spikes import detect_spikes
+
+RECURRENT_WEIGHT = contract.RECURRENT_WEIGHT
+W_HH_HIST_TAG = contract.grad_hist_tag(RECURRENT_WEIGHT)
+
+
+def learning_curve_data(runs: Sequence[Run]) -> dict[tuple[str, int], dict[str, dict[str, Any]]]:
+    """{(task, seq_len): {arm: aggregate_curves(...) + {'seeds': [...]}}} for the arms experiment."""
+    data: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
+    chosen = [r for r in select(runs, experiment="arms") if r.scalar(contract.VAL_NORMALIZED_LOSS) is not None]
+    keys = sorted({(r.get("task"), r.get("seq_len")) for r in chosen}, key=lambda k: (sort_key(k[0]), sort_key(k[1])))
+    for task, seq_len in keys:
+        panel = {}
+        for arm in sorted({r.get("arm") for r in chosen}, key=arm_sort_key):
+            group = select(chosen, task=task, seq_len=seq_len, arm=arm)
+            if group:
+                agg = aggregate_curves([r.scalar(contract.VAL_NORMALIZED_LOSS) for r in group])
+                agg["seeds"] = sorted((r.get("seed") for r in group), key=sort_key)
+                panel[arm] = agg
+        data[(task, seq_len)] = panel
+    return data
+
+
+def loss_vs_seq_len_data(runs: Sequence[Run]) -> dict[str, dict[str, dict[int, dict[str, Any]]]]:
+    """{task: {arm: {seq_len: summarize_values(final val_normalized_loss over seeds) + seeds}}} (arms experiment)."""
+    data: dict[str, dict[str, dict[int, dict[str, Any]]]] = {}
+    chosen = [r for r in select(runs, experiment="arms") if r.get("task") and r.get("seq_len") is not None]
+    for task in sorted({r.get("task") for r in chosen}, key=sort_key):
+        per_arm: dict[str, dict[int, dict[str, Any]]] = {}
+        for arm in sorted({r.get("arm") for r in chosen}, key=arm_sort_key):
+            points = {}
+            for seq_len in sorted({r.get("seq_len") for r in chosen}, key=sort_key):
+                group = select(chosen, task=task, arm=arm, seq_len=seq_len)
+                if group:
+                    points[seq_len] = summarize_values([r.summary.get("val_normalized_loss") for r in group])
+                    points[seq_len]["seeds"] = len(group)
+            if points:
+                per_arm[arm] = points
+        data[task] = per_arm
+    return data
+
+
+def _ratio(curve: np.ndarray | None) -> float:
+    return contract.log10_ratio(curve) if curve is not None else float("nan")
+
+
+def grad_flow_data(runs: Sequence[Run]) -> dict[str, Any]:
+    """The curves of the gradient-flow figure: {'arms': {...} | None, 'forget_bias': {...} | None}."""
+    data: dict[str, Any] = {"arms": None, "forget_bias": None}
+    arms_runs = [r for r in select(runs, experiment="arms", arm=(contract.RNN, contract.LSTM)) if r.grad_flow is not None]
+    setting = choose_setting(arms_runs)
+    if setting:
+        task, seq_len = setting
+        panel: dict[str, Any] = {"task": task, "seq_len": seq_len, "curves": {}}
+        for arm in (contract.RNN, contract.LSTM):
+            chosen = select(arms_runs, arm=arm, task=task, seq_len=seq_len)
+            for q in ("h", "c"):
+                pairs = [(getattr(r.grad_flow, q), r) for r in chosen if getattr(r.grad_flow, q) is not None]
+                if not pairs:
+                    continue
+                init = median_curve([m[0] for m, r in pairs if r.grad_flow.has_init])
+                final = median_curve([m[-1] for m, _ in pairs])
+                panel["curves"][(arm, q)] = {
+                    "init": init, "final": final, "init_ratio": _ratio(init), "final_ratio": _ratio(final),
+                    "final_step": max(int(r.grad_flow.steps[-1]) for _, r in pairs),
+                    "seeds": sorted((r.get("seed") for _, r in pairs), key=sort_key),
+                }
+        if panel["curves"]:
+            data["arms"] = panel
+    fb_runs = [r for r in select(runs, experiment="forget_bias")
+               if r.grad_flow is not None and r.grad_flow.c is not None and r.grad_flow.has_init]
+    setting = choose_setting(fb_runs)
+    if setting:
+        task, seq_len = setting
+        chosen = select(fb_runs, task=task, seq_len=seq_len)
+        curves = {}
+        for fb in sorted({r.get("forget_bias") for r in chosen}, key=sort_key):
+            group = [r for r in chosen if r.get("forget_bias") == fb]
+            curve = median_curve([r.grad_flow.c[0] for r in group])
+            curves[fb] = {"init": curve, "init_ratio": contract.log10_ratio(curve),
+                          "seeds": sorted((r.get("seed") for r in group), key=sort_key)}
+        data["forget_bias"] = {"task": task, "seq_len": seq_len, "curves": curves}
+    return data
+
+
+def grad_norm_data(runs: Sequence[Run]) -> dict:
+    """{'task', 'seq_len', 'arms': {arm: {'run', 'seed', 'steps', 'values', 'spikes' (mask), 'threshold'}}};
+    the same seed in both arms when possible."""
+    pair = (contract.LSTM, contract.LSTM_CLIP)
+    other_arm = {contract.LSTM: contract.LSTM_CLIP, contract.LSTM_CLIP: contract.LSTM}
+    candidates = [r for r in select(runs, experiment="arms", arm=pair) if r.scalar(contract.PRECLIP_NORM) is not None]
+    both = [r for r in candidates
+            if select(candidates, arm=other_arm[r.get("arm")], task=r.get("task"), seq_len=r.get("seq_len"))]
+    setting = choose_setting(both or candidates)
+    if setting is None:
+        return {}
+    task, seq_len = setting
+    data = {"task": task, "seq_len": seq_len, "arms": {}}
+    for arm in pair:
+        group = select(candidates, arm=arm, task=task, seq_len=seq_len)
+        seeds = {r.get("seed") for r in group}
+        other = {r.get("seed") for r in select(candidates, arm=other_arm[arm], task=task, seq_len=seq_len)}
+        common = [r for r in group if r.get("seed") in (seeds & other)] or group
+        run = first_seed(common)
+        if run is None:
+            continue
+        steps, values = run.scalar(contract.PRECLIP_NORM)
+        data["arms"][arm] = {"run": str(run.path), "seed": run.get("seed"), "steps": steps, "values": values,
+                             "spikes": detect_spikes(values), "threshold": run.get("clip_threshold")}
+    return data
+
+
+def grad_histogram_data(runs: Sequence[Run]) -> dict[str, Any]:
+    """{'task', 'seq_len', 'grid', 'linthresh', 'arms': {arm: {'run', 'seed', 'steps', 'counts', 'n_histograms'}}}:
+    the first seed of each arm, its W_HH_HIST_TAG histograms re-binned onto one common grid."""
+    candidates = [r for r in select(runs, experiment="arms")
+                  if r.events is not None and r.events.histograms.get(W_HH_HIST_TAG)]
+    setting = choose_setting(candidates)
+    if setting is None:
+        return {}
+    task, seq_len = setting
+    chosen = {}
+    for arm in sorted({r.get("arm") for r in candidates}, key=arm_sort_key):
+        run = first_seed(select(candidates, arm=arm, task=task, seq_len=seq_len))
+        if run is not None:
+            chosen[arm] = run
+    hists = {arm: [h for h in run.events.histograms[W_HH_HIST_TAG] if h.num > 0 and np.isfinite(h.min) and np.isfinite(h.max)]
+             for arm, run in chosen.items()}
+    hists = {arm: hs for arm, hs in hists.items() if hs}
+    if not hists:
+        return {}
+    grid, linthresh = common_grid([h for hs in hists.values() for h in hs])
+    data = {"task": task, "seq_len": seq_len, "grid": grid, "linthresh": linthresh, "arms": {}}
+    for arm, hs in hists.items():
+        steps, counts = heatmap(hs, grid)
+        data["arms"][arm] = {"run": str(chosen[arm].path), "seed": chosen[arm].get("seed"), "steps": steps,
+                             "counts": counts, "n_histograms": len(hs)}
+    return data

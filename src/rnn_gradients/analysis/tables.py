@@ -1,0 +1,163 @@
+"""The numbers of the summary tables: one row per run (the CSV), the final-loss and gradient-flow tables
+over seeds, and the whole dict that figures/summary_files writes as JSON and Markdown.
+
+Values may be non-finite here (-inf = a norm underflowed to 0); `json_safe` turns them into null.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from rnn_gradients import contract
+from rnn_gradients.analysis.divergence_rules import divergence_outcome, divergence_table
+from rnn_gradients.analysis.run_folder import SUMMARY_FIELDS, Run, status_counts
+from rnn_gradients.analysis.seed_stats import median_of, summarize_values
+from rnn_gradients.analysis.selection import arm_sort_key, sort_key
+from rnn_gradients.analysis.spikes import detect_spikes
+
+TABLE_TAGS = frozenset({contract.PRECLIP_NORM, contract.CLIPPED, contract.TRAIN_LOSS})  # what the tables read
+DERIVED_FIELDS = (
+    "n_event_files", "n_unreadable_event_files", "last_logged_step",
+    "log10_ratio_h_init", "log10_ratio_h_final", "log10_ratio_c_init", "log10_ratio_c_final", "grad_flow_final_step",
+    "max_grad_norm_preclip", "median_grad_norm_preclip", "n_grad_norm_spikes", "clipped_fraction",
+    "nonfinite_loss", "max_train_loss_after_warmup", "spiked", "diverged_or_spiked",
+)
+
+
+def json_safe(value: Any) -> Any:
+    """NumPy scalars and arrays to Python, non-finite floats to None."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def derived_numbers(run: Run) -> dict[str, Any]:
+    """The per-run numbers added to the CSV (see DERIVED_FIELDS)."""
+    row: dict[str, Any] = dict.fromkeys(DERIVED_FIELDS)
+    events = run.events
+    if events is not None:
+        row["n_event_files"] = len(events.files)
+        row["n_unreadable_event_files"] = len(events.unreadable)
+        row["last_logged_step"] = events.last_step
+        series = events.scalar(contract.PRECLIP_NORM)
+        if series is not None and len(series[1]):
+            values = series[1]
+            ok = values[np.isfinite(values)]
+            row["max_grad_norm_preclip"] = float(np.max(values))
+            row["median_grad_norm_preclip"] = float(np.median(ok)) if ok.size else None
+            row["n_grad_norm_spikes"] = int(detect_spikes(values).sum())
+        clipped = events.scalar(contract.CLIPPED)
+        if clipped is not None and len(clipped[1]):
+            row["clipped_fraction"] = float(np.nanmean(clipped[1]))
+    gf = run.grad_flow
+    if gf is not None:
+        for q in ("h", "c"):
+            matrix = getattr(gf, q)
+            if matrix is None:
+                continue
+            row[f"log10_ratio_{q}_init"] = contract.log10_ratio(matrix[0]) if gf.has_init else None
+            row[f"log10_ratio_{q}_final"] = contract.log10_ratio(matrix[-1])
+        row["grad_flow_final_step"] = int(gf.steps[-1])
+    if run.usable:
+        outcome = divergence_outcome(run)
+        for key in ("nonfinite_loss", "max_train_loss_after_warmup", "spiked", "diverged_or_spiked"):
+            row[key] = outcome[key]
+    return row
+
+
+def run_rows(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """One row per run: run_dir, status, every summary field (classification fields from the Hydra
+    config when there is no summary), has_summary, max_steps, then the derived numbers."""
+    rows = []
+    for run in runs:
+        row: dict[str, Any] = {"run_dir": str(run.path), "status": run.status, "has_summary": run.summary is not None}
+        summary = run.summary or {}
+        for key in SUMMARY_FIELDS:
+            if key == "status":
+                continue
+            row[key] = summary[key] if key in summary else run.info.get(key)
+        for key in sorted(set(summary) - set(SUMMARY_FIELDS)):
+            row[key] = summary[key]
+        row["max_steps"] = run.info.get("max_steps")
+        row.update(derived_numbers(run))
+        row["problems"] = " | ".join(run.problems)
+        rows.append(row)
+    return rows
+
+
+def _setting(r: Run) -> tuple:
+    return (r.experiment, r.get("arm"), r.get("forget_bias"), r.get("task"), r.get("seq_len"))
+
+
+def _settings(runs: Sequence[Run]) -> list[tuple]:
+    return sorted({_setting(r) for r in runs}, key=lambda k: (sort_key(k[0]), arm_sort_key(k[1]), sort_key(k[2]),
+                                                              sort_key(k[3]), sort_key(k[4])))
+
+
+def final_loss_table(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """Median final val_normalized_loss and val_accuracy over seeds per (experiment, arm, forget bias, task, T).
+    The exploding experiment has its own table (divergence_table)."""
+    usable = [r for r in runs if r.usable and r.experiment != "exploding"]
+    rows = []
+    for k in _settings(usable):
+        group = [r for r in usable if _setting(r) == k]
+        loss = summarize_values([r.summary.get("val_normalized_loss") for r in group])
+        acc = summarize_values([r.summary.get("val_accuracy") for r in group])
+        rows.append({
+            "experiment": k[0], "arm": k[1], "forget_bias": k[2], "task": k[3], "seq_len": k[4],
+            "n_seeds": len(group), "n_diverged": sum(r.status == contract.DIVERGED for r in group),
+            "median_val_normalized_loss": loss["median"], "min_val_normalized_loss": loss["min"],
+            "max_val_normalized_loss": loss["max"], "median_val_accuracy": acc["median"],
+        })
+    return rows
+
+
+def grad_flow_table(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """Median over seeds of log10(norm[t=0] / norm[t=T-1]) of h and c, at init and at the last measurement,
+    per (experiment, arm, forget bias, task, T) (exploding runs left out)."""
+    chosen = [r for r in runs if r.usable and r.grad_flow is not None and r.experiment != "exploding"]
+    rows = []
+    for k in _settings(chosen):
+        group = [r for r in chosen if _setting(r) == k]
+        row = {"experiment": k[0], "arm": k[1], "forget_bias": k[2], "task": k[3], "seq_len": k[4], "n_seeds": len(group)}
+        for q in ("h", "c"):
+            mats = [(getattr(r.grad_flow, q), r.grad_flow) for r in group if getattr(r.grad_flow, q) is not None]
+            row[f"log10_ratio_{q}_init"] = (median_of([contract.log10_ratio(m[0]) for m, gf in mats if gf.has_init])
+                                            if mats else None)
+            row[f"log10_ratio_{q}_final"] = median_of([contract.log10_ratio(m[-1]) for m, _ in mats]) if mats else None
+        row["final_step"] = max(int(r.grad_flow.steps[-1]) for r in group)
+        rows.append(row)
+    return rows
+
+
+def headline_numbers(runs: Sequence[Run], figures: dict[str, dict[str, Any]] | None = None,
+                     sources: Sequence[str] = ()) -> dict[str, Any]:
+    """Every table as lists of dicts, the status counts and the lists of runs by status (keys: the
+    contract's status names), the figures' outcomes (without their data) and every problem."""
+    return {
+        "sources": [str(s) for s in sources],
+        "n_runs": len(runs),
+        "counts": status_counts(runs),
+        contract.MISSING: [str(r.path) for r in runs if r.status == contract.MISSING],
+        contract.UNREADABLE: [str(r.path) for r in runs if r.status == contract.UNREADABLE],
+        "failed": [str(r.path) for r in runs if r.summary is not None and not r.usable],  # failed or interrupted
+        "final_loss": final_loss_table(runs),
+        "grad_flow": grad_flow_table(runs),
+        "divergence": divergence_table(runs),
+        "figures": {name: {k: v for k, v in info.items() if k != "data"} for name, info in (figures or {}).items()},
+        "problems": [p for r in runs for p in r.problems],
+    }

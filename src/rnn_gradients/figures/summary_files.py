@@ -1,0 +1,158 @@
+"""summary.csv (one row per run), summary.md (headline tables) and summary_numbers.json (the same numbers
+as a dict, for tests and the README), from rnn_gradients.analysis.tables. JSON numbers are finite or
+null; the Markdown says "n/a".
+
+(The numbers file is not called like a run's summary file: a folder holding one is a run folder to the
+run discovery, and the figures' output folder must never look like one.)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rnn_gradients import contract
+from rnn_gradients.analysis import (
+    SPIKE_LOSS_MULTIPLE, STATUS_ORDER, WARMUP_FRACTION, Run, headline_numbers, run_rows,
+)
+from rnn_gradients.analysis.tables import json_safe
+from rnn_gradients.figures.style import WRITTEN, fmt_num
+from rnn_gradients.io_utils import write_text_atomic
+
+CSV_FILE, MARKDOWN_FILE, NUMBERS_FILE = contract.FIGURES_CSV, contract.FIGURES_MARKDOWN, contract.FIGURES_NUMBERS
+STATUS_LABELS = {contract.MISSING: f"failed or running (no {contract.SUMMARY_FILE})"}  # column headers of summary.md
+
+
+def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+    write_text_atomic(path, buffer.getvalue())
+
+
+def _fb(value: Any) -> str:
+    return "–" if value is None else fmt_num(value)
+
+
+def _ratio(value: Any) -> str:
+    if value is not None and float(value) == float("-inf"):
+        return "n/a (underflow)"
+    return fmt_num(value, 3)
+
+
+def _paths(paths: Sequence[str]) -> str:
+    return ", ".join(f"`{p}`" for p in paths)
+
+
+def _status_section(numbers: dict[str, Any]) -> list[str]:
+    header = " | ".join(STATUS_LABELS.get(s, s) for s in STATUS_ORDER)
+    lines = ["## Runs by status", "",
+             "Only finished runs (completed or diverged) enter the tables below and the figures.", "",
+             f"| experiment | {header} | other | total |",
+             "|---|" + "---:|" * (len(STATUS_ORDER) + 2)]
+    for experiment, c in numbers["counts"].items():
+        other = c["total"] - sum(c.get(s, 0) for s in STATUS_ORDER)
+        name = f"**{experiment}**" if experiment == "all" else experiment
+        cells = " | ".join(str(c.get(s, 0)) for s in STATUS_ORDER)
+        lines.append(f"| {name} | {cells} | {other} | {c['total']} |")
+    if numbers[contract.MISSING]:
+        lines += ["", f"Jobs without {contract.SUMMARY_FILE} (failed or still running): "
+                  + _paths(numbers[contract.MISSING])]
+    if numbers["failed"]:
+        lines += ["", "Failed or interrupted jobs: " + _paths(numbers["failed"])]
+    if numbers[contract.UNREADABLE]:
+        lines += ["", "Unreadable jobs: " + _paths(numbers[contract.UNREADABLE])]
+    return lines
+
+
+def _final_loss_section(numbers: dict[str, Any]) -> list[str]:
+    lines = ["## Final validation loss", "",
+             "Median over seeds of the final `val_normalized_loss` (validation loss / memoryless baseline: 1 = "
+             f"no memory, 0 = solved) and `val_accuracy` from {contract.SUMMARY_FILE}, with the min–max over seeds. "
+             "Diverged runs count with the loss they ended on; a missing (null) loss is left out.", "",
+             "| experiment | arm | forget bias | task | T | n seeds | median val loss / baseline | min–max | "
+             "median val accuracy |",
+             "|---|---|---:|---|---:|---:|---:|---:|---:|"]
+    for r in numbers["final_loss"]:
+        lines.append(f"| {r['experiment'] or '(none)'} | {r['arm']} | {_fb(r['forget_bias'])} | {r['task']} | "
+                     f"{r['seq_len']} | {r['n_seeds']} | {fmt_num(r['median_val_normalized_loss'], 4)} | "
+                     f"{fmt_num(r['min_val_normalized_loss'])}–{fmt_num(r['max_val_normalized_loss'])} | "
+                     f"{fmt_num(r['median_val_accuracy'])} |")
+    if not numbers["final_loss"]:
+        lines.append("| n/a | | | | | 0 | n/a | n/a | n/a |")
+    return lines
+
+
+def _grad_flow_section(numbers: dict[str, Any]) -> list[str]:
+    lines = ["## Gradient flow through time", "",
+             "log10(‖∂L/∂x_0‖ / ‖∂L/∂x_{T-1}‖) for x = h (hidden state) and c (LSTM cell state) on the probe batch "
+             f"({contract.GRAD_FLOW_FILE}), median over seeds; init = training step 0, end = last measurement. Far "
+             "below 0: the gradient vanishes going back in time; above 0: it grows. n/a = not measured, or the first "
+             "norm underflowed to 0.", "",
+             "| experiment | arm | forget bias | task | T | n seeds | h init | h end | c init | c end | end step |",
+             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in numbers["grad_flow"]:
+        lines.append(f"| {r['experiment'] or '(none)'} | {r['arm']} | {_fb(r['forget_bias'])} | {r['task']} | "
+                     f"{r['seq_len']} | {r['n_seeds']} | {_ratio(r['log10_ratio_h_init'])} | "
+                     f"{_ratio(r['log10_ratio_h_final'])} | {_ratio(r['log10_ratio_c_init'])} | "
+                     f"{_ratio(r['log10_ratio_c_final'])} | {r['final_step']} |")
+    if not numbers["grad_flow"]:
+        lines.append("| n/a | | | | | 0 | n/a | n/a | n/a | n/a | |")
+    return lines
+
+
+def _divergence_section(numbers: dict[str, Any]) -> list[str]:
+    lines = ["## Divergence (exploding experiment)", "",
+             f"Diverged: {contract.SUMMARY_FILE} says diverged, or a non-finite loss. Spiked: the largest "
+             f"{contract.TRAIN_LOSS} after the first {WARMUP_FRACTION:.0%} of the steps exceeds "
+             f"{SPIKE_LOSS_MULTIPLE:g} × the baseline loss. Fraction = (diverged or spiked) / finished runs; 'not finished' = jobs without "
+             f"{contract.SUMMARY_FILE}, failed or interrupted, left out of the fraction.", "",
+             "| optimizer | clipping | lr | n runs | diverged | spiked | diverged or spiked | fraction | "
+             "median val loss / baseline | not finished |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in numbers["divergence"]:
+        lines.append(f"| {r['optimizer']} | {r['clipping']} | {fmt_num(r['lr'])} | {r['n_runs']} | {r['n_diverged']} | "
+                     f"{r['n_spiked']} | {r['n_diverged_or_spiked']} | {fmt_num(r['fraction'], 2)} | "
+                     f"{fmt_num(r['median_val_normalized_loss'])} | {r['n_not_finished']} |")
+    if not numbers["divergence"]:
+        lines.append("| n/a | | | 0 | | | | n/a | n/a | |")
+    return lines
+
+
+def markdown(numbers: dict[str, Any]) -> str:
+    lines = ["# Sweep summary", ""]
+    if numbers["sources"]:
+        lines += ["Runs read from: " + _paths(numbers["sources"]), ""]
+    lines += _status_section(numbers) + [""] + _final_loss_section(numbers) + [""] + _grad_flow_section(numbers)
+    lines += [""] + _divergence_section(numbers)
+    if numbers["figures"]:
+        lines += ["", "## Figures", ""]
+        for name, info in numbers["figures"].items():
+            if info["status"] == WRITTEN:
+                lines.append(f"- **{name}** (`{name}.png`, `{name}.pdf`): {info.get('caption', '')}")
+            else:
+                lines.append(f"- **{name}**: {info['status']} ({info.get('reason', '')})")
+    if numbers["problems"]:
+        lines += ["", "## Problems", ""] + [f"- {p}" for p in numbers["problems"]]
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(runs: Sequence[Run], out_dir: Path, figures: dict[str, dict[str, Any]] | None = None,
+                 sources: Sequence[str] = ()) -> dict[str, Any]:
+    """Write summary.csv, summary.md and summary_numbers.json into out_dir; returns the numbers (JSON-safe)."""
+    out_dir = Path(out_dir)
+    write_csv(run_rows(runs), out_dir / CSV_FILE)
+    raw = headline_numbers(runs, figures, sources)
+    write_text_atomic(out_dir / MARKDOWN_FILE, markdown(raw))
+    numbers = json_safe(raw)
+    write_text_atomic(out_dir / NUMBERS_FILE, json.dumps(numbers, indent=2, sort_keys=False, allow_nan=False) + "\n")
+    return numbers
