@@ -105,3 +105,9 @@ def job_dir(sweep: Path, num: int) -> Path:
     """A sweep job's folder by its number (folders are `<num>_<run name>`, e.g. `0_lstm_adding_T100_s0`)."""
     found = sorted(Path(sweep).glob(f"{num}_*"))
     return found[0] if found else Path(sweep) / f"{num}_not_created_yet"
+
+
+def name_of(summary: dict) -> str:
+    """`lstm_normclip_copy_T20_s1` from a summary, as the README describes run names."""
+    arm = summary["model"] + ("" if summary["clipping"] == "none" else f"_{summary['clipping']}clip")
+    return f"{arm}_{summary['task']}_T{summary['seq_len']}_s{summary['seed']}"

@@ -11,7 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import TINY, job_dir, read_summary, run_cli
+from conftest import TINY, job_dir, name_of, read_summary, run_cli
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}-\d{6}$")
 T = 10  # data.seq_len in TINY
@@ -72,12 +72,6 @@ def test_sweep_layout(sweep):
     for job in jobs:
         assert (job / ".hydra" / "config.yaml").is_file()
         assert job.name.split("_", 1)[1] == name_of(read_summary(job))  # the folder says what the job is
-
-
-def name_of(summary: dict) -> str:
-    """`lstm_normclip_copy_T20_s1` from a summary, as the README describes run names."""
-    arm = summary["model"] + ("" if summary["clipping"] == "none" else f"_{summary['clipping']}clip")
-    return f"{arm}_{summary['task']}_T{summary['seq_len']}_s{summary['seed']}"
 
 
 def test_sweep_summaries(sweep):

@@ -23,14 +23,16 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import TQDMProgressBar
 from omegaconf import DictConfig, OmegaConf
 
-from rnn_gradients import contract
+from rnn_gradients import contract, tb_overview
 from rnn_gradients.guards.checkpointing import GracefulInterrupt, PeriodicCheckpoint, checkpoint_step
 from rnn_gradients.guards.divergence_monitor import DivergenceMonitor
 from rnn_gradients.cluster import in_slurm_job, restart_count
 from rnn_gradients.data import TaskDataModule
 from rnn_gradients.io_utils import write_json_atomic, write_text_atomic
 from rnn_gradients.module import SequenceModule
-from rnn_gradients.run_info import arm_label, is_multirun, run_description
+from rnn_gradients.observatory.gradient_flow import GradFlowLogger
+from rnn_gradients.observatory.tensorboard_io import summary_writer
+from rnn_gradients.run_info import arm_label, in_parallel_sweep, is_multirun, run_description
 from rnn_gradients.runtime import configure_cpu, skip_final_gc
 from rnn_gradients.schema import ConfigError
 
@@ -44,6 +46,8 @@ def quiet_known_warnings() -> None:
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*`IterableDataset` has `__len__`.*")
     warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")  # Lightning vs torch 2.13
+    # Lightning's advice to run under `srun` whenever srun is on PATH: SLURM jobs here do (submitit's own srun).
+    warnings.filterwarnings("ignore", ".*`srun` command is available on your system but is not used.*")
 
 
 def log_lightning_once() -> None:
@@ -61,6 +65,14 @@ def log_lightning_once() -> None:
     for handler in list(package.handlers):
         if type(handler) is logging.StreamHandler:
             package.removeHandler(handler)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoAdvertising())
+
+
+class _NoAdvertising(logging.Filter):
+    """Drops Lightning's "💡 Tip: ... litlogger" line, which every job printed: an advertisement, not a fact."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
 
 
 def build(cfg: DictConfig) -> tuple[SequenceModule, TaskDataModule]:
@@ -123,10 +135,13 @@ def make_trainer(cfg: DictConfig, run_dir: Path, resume_step: int | None, extra:
     """The Trainer of a run: cfg.trainer with cfg.callbacks, periodic checkpoints, the progress bar's
     refresh rate, the logger, then `extra`."""
     callbacks = [*build_callbacks(cfg), PeriodicCheckpoint(run_dir / contract.CHECKPOINT_DIR, cfg.checkpoint.every_n_steps)]
-    if cfg.trainer.get("enable_progress_bar", True):
+    # In a parallel sweep one progress line per finished job (sweep_progress) replaces the per-job bars.
+    progress_bar = bool(cfg.trainer.get("enable_progress_bar", True)) and not in_parallel_sweep()
+    if progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=cfg.progress_bar_refresh_rate))
     callbacks += extra
-    return hydra.utils.instantiate(cfg.trainer, logger=build_logger(cfg, resume_step), callbacks=callbacks)
+    return hydra.utils.instantiate(cfg.trainer, logger=build_logger(cfg, resume_step), callbacks=callbacks,
+                                   enable_progress_bar=progress_bar)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -163,6 +178,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         cfg.data.seq_len, threads, "" if threads == 1 else "s", threads_reason, f" | resuming from step {resume_step} ({ckpt})" if ckpt else "",
     )
 
+    writer = summary_writer(trainer)
+    if writer is not None:
+        values = tb_overview.hparam_values(run_description(cfg), cfg)
+        for logger in trainer.loggers:  # hparams.yaml beside the event files
+            getattr(logger, "hparams", {}).update(values)
+        tb_overview.write_start(writer, values, resume_step or 0)
+
     start = time.perf_counter()
     trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
     wall = time.perf_counter() - start
@@ -196,6 +218,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "val_accuracy": _metric(trainer, contract.VAL_ACCURACY),
     }
     write_json_atomic(summary_path, summary)
+    if writer is not None:
+        grad_flow = next((c for c in trainer.callbacks if isinstance(c, GradFlowLogger)), None)
+        ratios = grad_flow.last_log10_ratios() if grad_flow is not None else {}
+        tb_overview.write_end(writer, tb_overview.outcome_metrics(summary, ratios), status, trainer.global_step)
+    for logger in trainer.loggers:
+        getattr(logger, "close", lambda: None)()
     log.info(
         "Done: %s after %d steps in %.1fs, val loss %s (normalized %s), %s %s",
         status, summary["steps"], wall, _fmt(summary["val_loss"]),

@@ -28,6 +28,16 @@ def is_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
+def in_parallel_sweep() -> bool:
+    """A job of a multirun whose jobs run side by side (joblib with n_jobs != 1) or on a cluster
+    (submitit): progress bars would interleave on one console, or fill log files with redraws."""
+    if not is_multirun():
+        return False
+    launcher = HydraConfig.get().launcher
+    target = str(launcher.get("_target_", ""))
+    return "submitit" in target or "rnn_gradients_slurm" in target or launcher.get("n_jobs") not in (None, 1)
+
+
 def run_description(cfg: DictConfig) -> dict[str, Any]:
     """What a run is (the summary's identifying fields), known before it starts."""
     return {

@@ -21,7 +21,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from rnn_gradients import contract
+from rnn_gradients import contract, sweep_progress
 from rnn_gradients.io_utils import write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -109,9 +109,10 @@ def write_report(sweep_dir: Path) -> SweepReport:
 
 
 def refresh_after_job(sweep_dir: Path) -> None:
-    """Called by each job of a sweep when it ends (completed, diverged, failed or interrupted)."""
+    """Called by each job of a sweep when it ends (completed, diverged, failed or interrupted): the
+    report, and the sweep's progress line."""
     try:
-        save_report(sweep_dir)
+        sweep_progress.log_progress(sweep_dir, save_report(sweep_dir).counts)
     except OSError as error:  # a report is never worth failing a finished job for
         log.warning("Could not refresh %s: %s", Path(sweep_dir) / contract.SWEEP_REPORT_MD, error)
 
@@ -120,6 +121,8 @@ class SweepReportCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global ACTIVE_SWEEP
         ACTIVE_SWEEP = Path(config.hydra.sweep.dir)
+        ACTIVE_SWEEP.mkdir(parents=True, exist_ok=True)
+        sweep_progress.write_plan(ACTIVE_SWEEP, config)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         write_report(Path(config.hydra.sweep.dir))

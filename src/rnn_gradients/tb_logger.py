@@ -1,4 +1,5 @@
-"""Lightning's TensorBoard logger with the step axis aligned to trainer.global_step."""
+"""Lightning's TensorBoard logger with the step axis aligned to trainer.global_step, writing one event
+file per run (per attempt, when a run is resumed)."""
 
 from __future__ import annotations
 
@@ -18,3 +19,15 @@ class StepAlignedTensorBoardLogger(TensorBoardLogger):
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         super().log_metrics(metrics, None if step is None else step + self.shift)
+
+    def finalize(self, status: str) -> None:
+        """Flush and save hparams.yaml, but keep the event file open: after fit the run still writes its
+        closing validation and its HParams outcome, and a closed SummaryWriter would start a second file
+        for them. run.py calls `close` when the run is done."""
+        if self._experiment is not None:
+            self._experiment.flush()
+        self.save()
+
+    def close(self) -> None:
+        if self._experiment is not None:
+            self._experiment.close()

@@ -109,6 +109,13 @@ class GradFlowLogger(pl.Callback):
         x, y = self._probe
         return network, pl_module.task, x.to(self.dtype), (y.to(self.dtype) if y.is_floating_point() else y)
 
+    def last_log10_ratios(self) -> dict[str, float]:
+        """contract.log10_ratio of the latest measured curves: {"h": ..., "c": ... (LSTM)}."""
+        ratios = {"h": contract.log10_ratio(self.h_curves[-1])} if self.h_curves else {}
+        if self.c_curves:
+            ratios["c"] = contract.log10_ratio(self.c_curves[-1])
+        return ratios
+
     def state_dict(self) -> dict[str, Any]:
         # Kept in checkpoints so a resumed run continues grad_flow.npz instead of starting it over.
         # Plain lists of floats: loadable with torch.load(weights_only=True).

@@ -39,6 +39,18 @@ class GradNormLogger(pl.Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self._names = {id(p): n for n, p in pl_module.network.named_parameters()}
 
+    def _log_threshold(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """grad_norm/threshold at the first and the last step: the line the pre-clip norm is held to."""
+        writer, clipper = summary_writer(trainer), getattr(pl_module, "clipper", None)
+        if writer is not None and clipper is not None and clipper.mode != "none":
+            writer.add_scalar(contract.CLIP_THRESHOLD, float(clipper.threshold), trainer.global_step)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._log_threshold(trainer, pl_module)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._log_threshold(trainer, pl_module)
+
     def _due(self, trainer: pl.Trainer) -> bool:
         # global_step counts finished steps; the step being taken now will be number global_step + 1.
         return (trainer.global_step + 1) % self.every_n_steps == 0

@@ -1,0 +1,69 @@
+"""How far a multirun is: one console line per finished job, with the jobs finished out of the total,
+how many diverged or failed so far, and an estimate of the time left.
+
+The launching process writes the sweep's plan (how many jobs, when it started) when the multirun starts;
+each job, when it ends, reads it beside the sweep report it has just refreshed. Jobs run in other
+processes (joblib workers, SLURM), so the plan is a file, not a variable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from rnn_gradients import contract
+from rnn_gradients.io_utils import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+PLAN_FILE = ".sweep_plan.json"
+
+
+def count_jobs(config: DictConfig) -> int:
+    """The number of jobs the sweep will launch, expanded by Hydra's own sweeper code (the grid of
+    hydra.sweeper.params and the command line's comma lists), so the count is the sweeper's."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper  # what expands the grid
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = config.hydra.sweeper.get("params") or {}
+    arguments = [f"{key}={value}" for key, value in params.items()] + list(config.hydra.overrides.task)
+    batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(arguments), None)
+    return sum(len(batch) for batch in batches)
+
+
+def write_plan(sweep_dir: Path, config: DictConfig) -> None:
+    try:
+        total = count_jobs(config)
+    except Exception as error:  # another sweeper's syntax: progress lines then go without a total
+        log.debug("could not count the sweep's jobs: %s", error)
+        return
+    write_json_atomic(Path(sweep_dir) / PLAN_FILE, {"jobs": total, "started": time.time()})
+
+
+def progress_line(counts: dict[str, int], plan: dict[str, Any], now: float) -> str:
+    """`Sweep: 12/68 jobs finished (1 diverged, 0 failed), about 7 min left`."""
+    finished = sum(counts.get(s, 0) for s in contract.STATUSES if s != contract.MISSING)
+    total = int(plan["jobs"])
+    line = (f"Sweep: {finished}/{total} jobs finished ({counts.get(contract.DIVERGED, 0)} diverged, "
+            f"{counts.get(contract.FAILED, 0)} failed")
+    if counts.get(contract.INTERRUPTED):
+        line += f", {counts[contract.INTERRUPTED]} interrupted"
+    line += ")"
+    if 0 < finished < total:
+        left = (now - float(plan["started"])) / finished * (total - finished)
+        line += f", about {left / 60:.0f} min left" if left >= 90 else f", about {left:.0f} s left"
+    return line
+
+
+def log_progress(sweep_dir: Path, counts: dict[str, int]) -> None:
+    """Called by each job when it ends, with the counts of the report it just saved."""
+    try:
+        plan = json.loads((Path(sweep_dir) / PLAN_FILE).read_text())
+    except (OSError, ValueError):
+        return  # launched by a sweeper that wrote no plan
+    log.info("%s", progress_line(counts, plan, time.time()))

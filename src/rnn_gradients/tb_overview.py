@@ -1,0 +1,92 @@
+"""What TensorBoard shows about a run as a whole: its HParams entry and the custom-scalars layout.
+
+HParams: each run writes its hyperparameters (the session start) when it starts, and its outcome (the
+metric scalars contract.HPARAM_METRICS and the session's end status) when it ends, diverges or is
+interrupted, so the HParams tab of a multirun lists every job with real values, sortable and
+filterable (Lightning writes only an `hp_metric: -1` placeholder). Custom scalars: one layout with the
+thesis's three charts, the same in every run, so TensorBoard shows each chart once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+from tensorboard.plugins.hparams import metadata as hparams_metadata
+from tensorboard.plugins.hparams.api_pb2 import Status
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData, SessionEndInfo
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
+
+from rnn_gradients import contract
+
+END_STATUS = {contract.COMPLETED: "STATUS_SUCCESS", contract.DIVERGED: "STATUS_FAILURE",
+              contract.INTERRUPTED: "STATUS_UNKNOWN", contract.FAILED: "STATUS_FAILURE"}
+
+
+def hparam_values(description: Mapping[str, Any], cfg: Any) -> dict[str, float | str | bool]:
+    """The run's hyperparameters as HParams values: numbers stay numbers (NaN where a key does not apply,
+    e.g. the RNN's forget bias), so the HParams tab can sort and filter them."""
+    values: dict[str, Any] = {**description, "num_layers": cfg.model.num_layers, "init": cfg.model.init}
+    out: dict[str, float | str | bool] = {}
+    for key in contract.HPARAMS:
+        value = values.get(key)
+        if key in contract.NUMERIC_HPARAMS:
+            out[key] = float("nan") if value is None else float(value)
+        else:
+            out[key] = "none" if value is None else str(value)
+    return out
+
+
+def custom_scalars_layout() -> dict[str, dict[str, list]]:
+    """Three charts: clipping at work, the gradient through time at fixed t, and the loss."""
+    return {
+        "thesis": {
+            "gradient norm: pre-clip, post-clip and the threshold (exploding = pre-clip spikes far above it)":
+                ["Multiline", [contract.PRECLIP_NORM, contract.POSTCLIP_NORM, contract.CLIP_THRESHOLD]],
+            "‖∂L/∂h_t‖ and ‖∂L/∂c_t‖ at fixed t (vanishing = the early t lines sit decades below the late ones)":
+                ["Multiline", [rf"{contract.GRAD_FLOW}h_t\d+", rf"{contract.GRAD_FLOW}c_t\d+"]],
+            "normalized loss, train and validation (1 = the memoryless baseline)":
+                ["Multiline", [contract.TRAIN_NORMALIZED_LOSS, contract.VAL_NORMALIZED_LOSS]],
+        }
+    }
+
+
+def write_start(writer: SummaryWriter, values: Mapping[str, float | str | bool], step: int) -> None:
+    """The experiment (which hparams and metrics exist), this session's hparams, and the layout."""
+    experiment, session_start, _ = hparams(dict(values), {tag: 0.0 for tag in contract.HPARAM_METRICS})
+    file_writer = writer._get_file_writer()
+    file_writer.add_summary(experiment, step)
+    file_writer.add_summary(session_start, step)
+    writer.add_custom_scalars(custom_scalars_layout())
+
+
+def outcome_metrics(summary: Mapping[str, Any], grad_flow_ratios: Mapping[str, float]) -> dict[str, float]:
+    """The HParams metric values of a finished (or stopped) run, from its summary."""
+    def number(value: Any) -> float:
+        return float("nan") if value is None else float(value)
+
+    return {
+        contract.HPARAM_VAL_NORMALIZED_LOSS: number(summary.get("val_normalized_loss")),
+        contract.HPARAM_VAL_ACCURACY: number(summary.get("val_accuracy")),
+        contract.HPARAM_DIVERGED: 1.0 if summary.get("diverged") else 0.0,
+        contract.HPARAM_DIVERGED_AT_STEP: number(summary.get("diverged_at_step")),
+        contract.HPARAM_STEPS: number(summary.get("steps")),
+        contract.HPARAM_WALL_TIME_S: number(summary.get("wall_time_s")),
+        contract.HPARAM_LOG10_RATIO_H: number(grad_flow_ratios.get("h")),
+        contract.HPARAM_LOG10_RATIO_C: number(grad_flow_ratios.get("c")),
+    }
+
+
+def write_end(writer: SummaryWriter, metrics: Mapping[str, float], status: str, step: int) -> None:
+    """The metric values at the run's last step, and the session's end status."""
+    for tag, value in metrics.items():
+        writer.add_scalar(tag, value, step)
+    end = SessionEndInfo(status=Status.Value(END_STATUS.get(status, "STATUS_UNKNOWN")))
+    content = HParamsPluginData(session_end_info=end, version=hparams_metadata.PLUGIN_DATA_VERSION)
+    meta = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(
+        plugin_name=hparams_metadata.PLUGIN_NAME, content=content.SerializeToString()))
+    summary = Summary(value=[Summary.Value(tag=hparams_metadata.SESSION_END_INFO_TAG, metadata=meta)])
+    writer._get_file_writer().add_summary(summary, step)
+    writer.flush()
