@@ -32,8 +32,8 @@ def test_smoke_profile_runs_all_three_sweeps(smoke):
     outputs, proc = smoke
     assert proc.returncode == 0, proc.stderr[-3000:]
     (root,) = (outputs / "reproduce").iterdir()
-    # smoke grid: 3 arms x 2 tasks x 2 T x 1 seed; 2 optimizers x 2 lrs x 3 clippings; 2 forget biases
-    expected = {"arms": 12, "exploding": 12, "forget_bias": 2}
+    # smoke grid: 4 arms x 2 tasks x 2 T x 1 seed; 2 optimizers x 2 lrs x 3 clippings; 2 forget biases
+    expected = {"arms": 16, "exploding": 12, "forget_bias": 2}
     for experiment, jobs in expected.items():
         summaries = [read_summary(p.parent) for p in (root / experiment).glob("*/summary.json")]
         assert len(summaries) == jobs, experiment
@@ -41,7 +41,7 @@ def test_smoke_profile_runs_all_three_sweeps(smoke):
         report = json.loads((root / experiment / "sweep_report.json").read_text())
         assert report["counts"]["failed"] == report["counts"]["missing"] == 0
     arms = {(s["arm"], s["task"], s["seq_len"]) for s in map(read_summary, (p.parent for p in (root / "arms").glob("*/summary.json")))}
-    assert arms == {(a, t, T) for a in ("RNN", "LSTM", "LSTM+clip") for t in ("adding", "copy") for T in (10, 20)}
+    assert arms == {(a, t, T) for a in ("RNN", "LSTM (no cell carry)", "LSTM", "LSTM+clip") for t in ("adding", "copy") for T in (10, 20)}
 
 
 def test_smoke_profile_writes_every_figure_and_table(smoke):
@@ -55,7 +55,7 @@ def test_smoke_profile_writes_every_figure_and_table(smoke):
         assert (figures / f"{name}.pdf").read_bytes().startswith(b"%PDF"), name
     with open(figures / "summary.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 26
+    assert len(rows) == 30
     # the table says what each run's own summary.json says (read independently here)
     for row in rows:
         summary = read_summary(Path(row["run_dir"]))

@@ -113,19 +113,23 @@ def grad_hist_tag(parameter: str) -> str:
 
 # ------------------------------------------------------------------------------------------- arms
 RNN, LSTM, RNN_CLIP, LSTM_CLIP = "RNN", "LSTM", "RNN+clip", "LSTM+clip"
-ARM_ORDER = (RNN, RNN_CLIP, LSTM, LSTM_CLIP)
+LSTM_NO_CARRY = "LSTM (no cell carry)"
+ARM_ORDER = (RNN, RNN_CLIP, LSTM_NO_CARRY, LSTM, LSTM_CLIP)
 
 
-def arm_label(cell: str, clipping: str) -> str:
-    """'RNN', 'LSTM', 'LSTM+clip' (and 'RNN+clip'): the labels of logs, summaries and figures."""
-    name = cell.upper()
+def arm_label(cell: str, clipping: str, cell_carry: bool = True) -> str:
+    """'RNN', 'LSTM', 'LSTM+clip', 'LSTM (no cell carry)' (and 'RNN+clip'): the labels of logs, summaries
+    and figures."""
+    name = cell.upper() if cell_carry else LSTM_NO_CARRY
     return f"{name}+clip" if clipping != "none" else name
 
 
-def run_name(cell: str, clipping: str, task: str, seq_len: int, seed: int) -> str:
-    """What a run is, in its folder name and so in TensorBoard's run list: `lstm_normclip_copy_T100_s0`.
-    A sweep puts its job number in front (`3_lstm_normclip_copy_T100_s0`), a single run its start time."""
-    arm = cell if clipping == "none" else f"{cell}_{clipping}clip"
+def run_name(cell: str, clipping: str, task: str, seq_len: int, seed: int, cell_carry: bool = True) -> str:
+    """What a run is, in its folder name and so in TensorBoard's run list: `lstm_normclip_copy_T100_s0`
+    (`lstm_nocarry_...` without the cell carry). A sweep puts its job number in front
+    (`3_lstm_normclip_copy_T100_s0`), a single run its start time."""
+    arm = cell if cell_carry in (True, "True", "true") else f"{cell}_nocarry"
+    arm = arm if clipping == "none" else f"{arm}_{clipping}clip"
     return f"{arm}_{task}_T{seq_len}_s{seed}"
 
 
@@ -144,3 +148,13 @@ def log10_ratio(norms: Sequence[float]) -> float:
     if first <= 0 or last <= 0 or not (math.isfinite(first) and math.isfinite(last)):
         return float("-inf") if first == 0 < last and math.isfinite(last) else float("nan")
     return math.log10(first / last)
+
+
+# ------------------------------------------------------------- cell-state gradient paths (issue 14)
+# ∂L/∂c_t = carry + output: the carry path through c_{t+1} (f_{t+1} ⊙ ∂L/∂c_{t+1}, 0 at t = T-1) and
+# the output path through h_t (o_t ⊙ (1 − tanh²(c_t)) ⊙ ∂L/∂h_t). Their norms over t, one row per
+# measured step, are kept in GRAD_FLOW_FILE under these keys (empty (0, 0) arrays for the RNN), and in
+# the grad-flow callback's checkpoint state under the same names.
+GRAD_FLOW_CARRY_KEY = "c_via_carry"
+GRAD_FLOW_OUTPUT_KEY = "c_via_output"
+GRAD_FLOW_PATH_KEYS = (GRAD_FLOW_CARRY_KEY, GRAD_FLOW_OUTPUT_KEY)

@@ -26,9 +26,10 @@ class RecurrentNetwork(nn.Module):
         init: str = "default",
         spectral_radius: float = 1.0,
         forget_bias: float | None = None,
+        cell_carry: bool = True,
     ) -> None:
         super().__init__()
-        self.cell = cell
+        self.cell, self.cell_carry = cell, cell_carry
         if cell == "rnn":
             self.rnn: nn.RNN | nn.LSTM = nn.RNN(
                 input_size, hidden_size, num_layers, nonlinearity=nonlinearity, batch_first=True
@@ -39,8 +40,10 @@ class RecurrentNetwork(nn.Module):
             raise ValueError(f"model.cell must be one of {list(CELLS)}, got {cell!r}")
         self.readout = nn.Linear(hidden_size, output_size)
         init_recurrent_weights(self.rnn, init, spectral_radius)
-        if cell == "lstm" and forget_bias is not None:
+        if cell == "lstm" and forget_bias is not None and cell_carry:
             shift_forget_bias(self.rnn, forget_bias)
+        if cell == "lstm" and not cell_carry:
+            close_forget_gates(self.rnn)
 
     def forward(self, x: Tensor, last_only: bool) -> Tensor:
         states, _ = self.rnn(x)
@@ -81,3 +84,25 @@ def shift_forget_bias(lstm: nn.LSTM, forget_bias: float) -> None:
     H = lstm.hidden_size
     for layer in range(lstm.num_layers):
         getattr(lstm, f"bias_ih_l{layer}")[H : 2 * H] += forget_bias
+
+
+# A forget-gate pre-activation this far below 0 gives f_t = sigmoid(z) = 0.0 exactly: exp(z) underflows
+# below about -745 in float64 (-104 in float32), so 1/(1 + exp(-z)) rounds to 0 in every dtype and kernel.
+# Its derivative f(1 - f) is then exactly 0 too: the forget rows get no gradient, and an optimizer step
+# (Adam, RMSProp, SGD: an update proportional to a zero gradient) leaves them where they are.
+CLOSED_FORGET_BIAS = -1.0e4
+
+
+@torch.no_grad()
+def close_forget_gates(lstm: nn.LSTM) -> None:
+    """The seed's thought experiment, "remove the internal cell state": c_t = i_t ⊙ g_t, no f_t ⊙ c_{t-1}.
+
+    Done inside torch's fused kernel (so the arm trains at the LSTM's speed) by setting the forget-gate
+    slice of b_hh to CLOSED_FORGET_BIAS in every layer: f_t is then exactly 0, so f_t ⊙ c_{t-1} is exactly
+    0 (c_{t-1} = i ⊙ g is bounded), and the unrolled twin, which reads the same parameters, computes the
+    same. Every path back in time now runs through h_{t-1} and the gates, as in a plain RNN.
+    """
+    H = lstm.hidden_size
+    for layer in range(lstm.num_layers):
+        getattr(lstm, f"bias_hh_l{layer}")[H : 2 * H] = CLOSED_FORGET_BIAS
+

@@ -16,7 +16,7 @@ from rnn_gradients import contract
 
 def arm_label(cfg: DictConfig) -> str:
     """The arm of a run's config: contract.arm_label of its cell and clipping mode."""
-    return contract.arm_label(str(cfg.model.cell), str(cfg.clipping.mode))
+    return contract.arm_label(str(cfg.model.cell), str(cfg.clipping.mode), bool(cfg.model.get("cell_carry", True)))
 
 
 def group_choice(group: str) -> str | None:

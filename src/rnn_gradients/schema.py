@@ -97,6 +97,7 @@ RULES: dict[str, Rule] = {
     "model.init": one_of(INITS),
     "model.spectral_radius": number(above=0),
     "model.forget_bias": number(nullable=True),
+    "model.cell_carry": BOOL,
     # clipping, optimizer, scheduler
     "clipping.mode": one_of(CLIP_MODES),
     "clipping.threshold": number(above=0, nullable=True),
@@ -213,4 +214,6 @@ def ignored_values(cfg: DictConfig) -> list[str]:
     notes = []
     if cfg.clipping.mode == "none" and cfg.clipping.threshold is not None:
         notes.append(f"clipping.threshold={cfg.clipping.threshold!r} has no effect with clipping=none")
+    if cfg.model.get("cell_carry") is False and cfg.model.get("forget_bias") not in (None, 0, 0.0):
+        notes.append(f"model.forget_bias={cfg.model.forget_bias!r} has no effect with model.cell_carry=false (the forget gate is closed)")
     return notes

@@ -49,7 +49,7 @@ STYLE: dict[str, Any] = {
 }
 
 ARM_COLORS = {contract.RNN: "#d62728", contract.RNN_CLIP: "#ff7f0e", contract.LSTM: "#1f77b4",
-              contract.LSTM_CLIP: "#2ca02c"}
+              contract.LSTM_CLIP: "#2ca02c", contract.LSTM_NO_CARRY: "#9467bd"}
 CLIP_COLORS = {"none": "#d62728", "norm": "#2ca02c", "value": "#ff7f0e"}  # by clipping mode (choices.CLIP_MODES)
 OTHER_COLOR = "#7f7f7f"
 
