@@ -268,3 +268,9 @@ def test_divergence_stops_the_run_and_the_sweep_goes_on(tmp_path):
     assert blown["steps"] < 150 and blown["diverged_at_step"] <= blown["steps"]
     assert "non-finite" in blown["divergence_reason"] or "baseline" in blown["divergence_reason"]
     assert calm["status"] == "completed" and calm["steps"] == 150
+    # the HParams outcome of each job says the same, at its last step
+    for job, summary in ((0, blown), (1, calm)):
+        acc = events(job_dir(sweep, job) / "tensorboard")
+        assert scalars(acc, "hparams/diverged") == {summary["steps"]: float(summary["diverged"])}
+        assert scalars(acc, "hparams/steps") == {summary["steps"]: float(summary["steps"])}
+    assert scalars(events(job_dir(sweep, 0) / "tensorboard"), "hparams/diverged_at_step") == {blown["steps"]: blown["diverged_at_step"]}

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from conftest import cli_env, job_dir, read_summary, run_cli
-from run_checks import assert_same_run
+from run_checks import assert_same_run, curve
 
 SMALL = [
     "model.hidden_size=16", "data.seq_len=20", "data.batch_size=16", "data.val_size=64", "num_threads=1",
@@ -77,6 +77,8 @@ def test_signal_saves_checkpoint_exits_cleanly_and_resumes_exactly(tmp_path, sig
     full = tmp_path / "full"
     assert run_cli([*SMALL, f"trainer.max_steps={steps}", f"hydra.run.dir={full}"], cwd=tmp_path).returncode == 0
     assert_same_run(full, run_dir, steps, stopped_at=stopped)  # Lightning validates when a run is stopped
+    # HParams: the interrupted attempt wrote its outcome at its last step, the resumed one at the end
+    assert curve(run_dir, "hparams/steps") == [(stopped, float(stopped)), (steps, float(steps))]
 
 
 def test_multirun_resume_skips_completed_and_resumes_the_rest(tmp_path):
