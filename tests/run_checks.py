@@ -47,9 +47,10 @@ def assert_same_run(a: Path, b: Path, steps: int, stopped_at: int | set[int] | N
 
 
 def assert_same_grad_flow(a: Path, b: Path) -> None:
-    """grad_flow.npz of b continued across its interruptions: the same probe steps and curves as a's."""
+    """grad_flow.npz of b continued across its interruptions: the same probe steps and curves as a's (with
+    the LSTM's two paths of ∂L/∂c_t, c_via_carry and c_via_output)."""
     fa, fb = np.load(a / "grad_flow.npz"), np.load(b / "grad_flow.npz")
     assert fb["steps"].tolist() == fa["steps"].tolist()
     assert len(set(fb["steps"].tolist())) == len(fb["steps"]), "a probe step recorded twice"
-    for key in ("h", "c", "loss"):
+    for key in ("h", "c", "c_via_carry", "c_via_output", "loss"):
         np.testing.assert_array_equal(fb[key], fa[key], err_msg=key)

@@ -17,8 +17,8 @@ from rnn_gradients.analysis.divergence_rules import (
 )
 from rnn_gradients.analysis.event_files import Histogram, RunEvents, read_run_events
 from rnn_gradients.analysis.figure_data import (
-    RECURRENT_WEIGHT, W_HH_HIST_TAG, grad_flow_data, grad_histogram_data, grad_norm_data, learning_curve_data,
-    loss_vs_seq_len_data,
+    RECURRENT_WEIGHT, W_HH_HIST_TAG, grad_flow_data, grad_histogram_data, grad_norm_data, gradient_paths_data,
+    learning_curve_data, loss_vs_seq_len_data,
 )
 from rnn_gradients.analysis.grad_flow_npz import GradFlow
 from rnn_gradients.analysis.histogram_grid import GRID_BINS, rebin
@@ -27,7 +27,9 @@ from rnn_gradients.analysis.run_folder import STATUS_ORDER, Run, load_run, statu
 from rnn_gradients.analysis.seed_stats import aggregate_curves, median_curve, summarize_values
 from rnn_gradients.analysis.selection import arm_sort_key, select, sort_key
 from rnn_gradients.analysis.spikes import SPIKE_FACTOR, SPIKE_WINDOW, detect_spikes
-from rnn_gradients.analysis.tables import TABLE_TAGS, final_loss_table, grad_flow_table, headline_numbers, run_rows
+from rnn_gradients.analysis.tables import (
+    TABLE_TAGS, final_loss_table, grad_flow_table, gradient_paths_table, headline_numbers, run_rows,
+)
 from rnn_gradients.analysis.toy_gradients import DEFAULT_WS, scalar_toy_data
 
 __all__ = [
@@ -35,7 +37,8 @@ __all__ = [
     "STATUS_ORDER", "TABLE_TAGS", "W_HH_HIST_TAG", "WARMUP_FRACTION", "GradFlow", "Histogram", "NoRunsError",
     "Run", "RunEvents", "aggregate_curves", "arm_sort_key", "detect_spikes", "discover_run_dirs",
     "divergence_outcome", "divergence_table", "final_loss_table", "grad_flow_data", "grad_flow_table",
-    "grad_histogram_data", "grad_norm_data", "headline_numbers", "learning_curve_data", "load_events",
-    "load_run", "load_runs", "loss_vs_seq_len_data", "median_curve", "read_run_events", "rebin", "run_rows",
-    "scalar_toy_data", "select", "sort_key", "status_counts", "summarize_values", "warn_problems",
+    "grad_histogram_data", "grad_norm_data", "gradient_paths_data", "gradient_paths_table", "headline_numbers",
+    "learning_curve_data", "load_events", "load_run", "load_runs", "loss_vs_seq_len_data", "median_curve",
+    "read_run_events", "rebin", "run_rows", "scalar_toy_data", "select", "sort_key", "status_counts",
+    "summarize_values", "warn_problems",
 ]

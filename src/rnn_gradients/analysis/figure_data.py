@@ -7,6 +7,8 @@ grad_flow_through_time: from the grad-flow curves, (a) RNN and LSTM of the arms 
     initialization (step 0) and after training (last measurement), the preferred task at its largest
     seq_len; (b) the LSTM cell-state gradient at initialization per forget bias (forget_bias experiment).
     Medians over seeds at every t, each with its contract.log10_ratio.
+gradient_paths: the two paths of the LSTM's ∂L/∂c_t (carry through c_{t+1}, output through h_t) per forget
+    bias of the forget_bias experiment, at initialization and at the last measurement, medians over seeds.
 grad_norm_training: contract.PRECLIP_NORM of one run per arm (LSTM, LSTM+clip), with its spikes.
 grad_histograms: the W_hh gradient histograms of one run per arm, re-binned onto one common grid.
 (divergence_vs_lr draws divergence_rules.divergence_table.)
@@ -23,7 +25,7 @@ import numpy as np
 from rnn_gradients import contract
 from rnn_gradients.analysis.histogram_grid import common_grid, heatmap
 from rnn_gradients.analysis.run_folder import Run
-from rnn_gradients.analysis.seed_stats import aggregate_curves, median_curve, summarize_values
+from rnn_gradients.analysis.seed_stats import aggregate_curves, median_curve, median_of, summarize_values
 from rnn_gradients.analysis.selection import arm_sort_key, choose_setting, first_seed, select, sort_key
 from rnn_gradients.analysis.spikes import detect_spikes
 
@@ -162,4 +164,42 @@ def grad_histogram_data(runs: Sequence[Run]) -> dict[str, Any]:
         steps, counts = heatmap(hs, grid)
         data["arms"][arm] = {"run": str(chosen[arm].path), "seed": chosen[arm].get("seed"), "steps": steps,
                              "counts": counts, "n_histograms": len(hs)}
+    return data
+
+
+def _measured(rows: np.ndarray) -> list[np.ndarray]:
+    """The rows of a path matrix that were measured (all-NaN rows: steps before a resume that predates them)."""
+    return [row for row in rows if not np.all(np.isnan(row))]
+
+
+def gradient_paths_data(runs: Sequence[Run]) -> dict[str, Any]:
+    """{'task', 'seq_len', 'biases': {fb: {'init': {'carry', 'output'} | None, 'final': {'carry', 'output'},
+    'final_step', 'seeds', 'carry_dominates_init', 'carry_dominates_final', 'c_ratio_init', 'c_ratio_final'}},
+    'n_without_paths'}: medians over seeds at every t of ‖carry_t‖ and ‖output_t‖ (forget_bias experiment;
+    carry_dominates_*: per t, carry > output; c_ratio_*: median contract.log10_ratio of ‖∂L/∂c_t‖ itself, which
+    says whether the dominant path vanishes). 'n_without_paths' counts LSTM runs whose file predates the paths."""
+    lstm = [r for r in select(runs, experiment="forget_bias") if r.grad_flow is not None and r.grad_flow.c is not None]
+    with_paths = [r for r in lstm if r.grad_flow.has_paths and _measured(r.grad_flow.c_carry)]
+    data: dict[str, Any] = {"task": None, "seq_len": None, "biases": {}, "n_without_paths": len(lstm) - len(with_paths)}
+    setting = choose_setting(with_paths)
+    if setting is None:
+        return data
+    data["task"], data["seq_len"] = setting
+    chosen = select(with_paths, task=setting[0], seq_len=setting[1])
+    for fb in sorted({r.get("forget_bias") for r in chosen}, key=sort_key):
+        group = [r for r in chosen if r.get("forget_bias") == fb]
+        entry: dict[str, Any] = {"init": None, "seeds": sorted((r.get("seed") for r in group), key=sort_key),
+                                 "final_step": max(int(r.grad_flow.steps[-1]) for r in group)}
+        init = [r.grad_flow for r in group if r.grad_flow.has_init and not np.all(np.isnan(r.grad_flow.c_carry[0]))]
+        if init:
+            entry["init"] = {"carry": median_curve([gf.c_carry[0] for gf in init]),
+                             "output": median_curve([gf.c_output[0] for gf in init])}
+        entry["final"] = {"carry": median_curve([_measured(r.grad_flow.c_carry)[-1] for r in group]),
+                          "output": median_curve([_measured(r.grad_flow.c_output)[-1] for r in group])}
+        entry["c_ratio_init"] = median_of([contract.log10_ratio(gf.c[0]) for gf in init]) if init else None
+        entry["c_ratio_final"] = median_of([contract.log10_ratio(r.grad_flow.c[-1]) for r in group])
+        for when in ("init", "final"):
+            paths = entry[when]
+            entry[f"carry_dominates_{when}"] = paths["carry"] > paths["output"] if paths else None
+        data["biases"][fb] = entry
     return data

@@ -1,5 +1,5 @@
-"""The numbers of the summary tables: one row per run (the CSV), the final-loss and gradient-flow tables
-over seeds, and the whole dict that figures/summary_files writes as JSON and Markdown.
+"""The numbers of the summary tables: one row per run (the CSV), the final-loss, gradient-flow and
+cell-state gradient-path tables over seeds, and the whole dict that figures/summary_files writes as JSON and Markdown.
 
 Values may be non-finite here (-inf = a norm underflowed to 0); `json_safe` turns them into null.
 """
@@ -16,7 +16,7 @@ from rnn_gradients import contract
 from rnn_gradients.analysis.divergence_rules import divergence_outcome, divergence_table
 from rnn_gradients.analysis.run_folder import SUMMARY_FIELDS, Run, status_counts
 from rnn_gradients.analysis.seed_stats import median_of, summarize_values
-from rnn_gradients.analysis.selection import arm_sort_key, sort_key
+from rnn_gradients.analysis.selection import arm_sort_key, select, sort_key
 from rnn_gradients.analysis.spikes import detect_spikes
 
 TABLE_TAGS = frozenset({contract.PRECLIP_NORM, contract.CLIPPED, contract.TRAIN_LOSS})  # what the tables read
@@ -144,6 +144,35 @@ def grad_flow_table(runs: Sequence[Run]) -> list[dict[str, Any]]:
     return rows
 
 
+def path_split(carry: float, output: float) -> float:
+    """log10(‖carry‖/‖output‖) of one t: > 0 the carry path (through c_{t+1}) dominates, < 0 the output
+    path (through h_t); ±inf when one of them is exactly 0, NaN when both are (or one is not finite)."""
+    carry, output = float(carry), float(output)
+    if not (math.isfinite(carry) and math.isfinite(output)) or carry == output == 0:
+        return float("nan")
+    if carry == 0 or output == 0:
+        return float("-inf") if carry == 0 else float("inf")
+    return math.log10(carry / output)
+
+
+def gradient_paths_table(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """Per (task, T, forget bias) of the forget_bias experiment: the path split of ∂L/∂c_0 at initialization,
+    log10(‖carry‖/‖output‖) at t=0, step 0 (`path_split`), median and min–max over seeds."""
+    chosen = [r for r in select(runs, experiment="forget_bias")
+              if r.grad_flow is not None and r.grad_flow.has_paths and r.grad_flow.has_init]
+    keys = sorted({(r.get("task"), r.get("seq_len"), r.get("forget_bias")) for r in chosen},
+                  key=lambda k: tuple(map(sort_key, k)))
+    rows = []
+    for task, seq_len, fb in keys:
+        group = select(chosen, task=task, seq_len=seq_len, forget_bias=fb)
+        split = summarize_values([path_split(r.grad_flow.c_carry[0, 0], r.grad_flow.c_output[0, 0]) for r in group])
+        rows.append({"task": task, "seq_len": seq_len, "forget_bias": fb, "n_seeds": len(group),
+                     "log10_carry_over_output_t0_init": split["median"],
+                     "min_log10_carry_over_output_t0_init": split["min"],
+                     "max_log10_carry_over_output_t0_init": split["max"]})
+    return rows
+
+
 def headline_numbers(runs: Sequence[Run], figures: dict[str, dict[str, Any]] | None = None,
                      sources: Sequence[str] = ()) -> dict[str, Any]:
     """Every table as lists of dicts, the status counts and the lists of runs by status (keys: the
@@ -157,6 +186,7 @@ def headline_numbers(runs: Sequence[Run], figures: dict[str, dict[str, Any]] | N
         "failed": [str(r.path) for r in runs if r.summary is not None and not r.usable],  # failed or interrupted
         "final_loss": final_loss_table(runs),
         "grad_flow": grad_flow_table(runs),
+        "gradient_paths": gradient_paths_table(runs),
         "divergence": divergence_table(runs),
         "figures": {name: {k: v for k, v in info.items() if k != "data"} for name, info in (figures or {}).items()},
         "problems": [p for r in runs for p in r.problems],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,33 @@ def _grad_flow_section(numbers: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _split(value: Any) -> str:
+    if value is not None and math.isinf(float(value)):
+        return "carry 0" if float(value) < 0 else "output 0"
+    return fmt_num(value, 3)
+
+
+def _gradient_paths_section(numbers: dict[str, Any]) -> list[str]:
+    lines = ["## Cell-state gradient paths", "",
+             "The LSTM's ∂L/∂c_t = carry (f_{t+1} ⊙ ∂L/∂c_{t+1}, through the next cell state) + output "
+             "(o_t ⊙ (1 − tanh²(c_t)) ⊙ ∂L/∂h_t, through h_t), on the probe batch "
+             f"({contract.GRAD_FLOW_FILE}); log10(‖carry‖/‖output‖) at t=0 at initialization (step 0), median and "
+             "min–max over seeds, per forget bias of the forget_bias experiment. Above 0 the carry path dominates "
+             "(the gradient travels back along the cell state, scaled only by the forget gates: preserved when "
+             "they are near 1, the vanishing cured); below 0 the output path does (through h_t and W_hh, as in "
+             "an RNN). Whether ‖∂L/∂c_t‖ vanishes: the gradient-flow table's c columns.", "",
+             "| task | T | forget bias | n seeds | log10(‖carry‖/‖output‖) at t=0, init | min–max |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for r in numbers["gradient_paths"]:
+        lines.append(f"| {r['task']} | {r['seq_len']} | {_fb(r['forget_bias'])} | {r['n_seeds']} | "
+                     f"{_split(r['log10_carry_over_output_t0_init'])} | "
+                     f"{_split(r['min_log10_carry_over_output_t0_init'])}–"
+                     f"{_split(r['max_log10_carry_over_output_t0_init'])} |")
+    if not numbers["gradient_paths"]:
+        lines.append("| n/a | | | 0 | n/a | n/a |")
+    return lines
+
+
 def _divergence_section(numbers: dict[str, Any]) -> list[str]:
     lines = ["## Divergence (exploding experiment)", "",
              f"Diverged: {contract.SUMMARY_FILE} says diverged, or a non-finite loss. Spiked: the largest "
@@ -133,7 +161,7 @@ def markdown(numbers: dict[str, Any]) -> str:
     if numbers["sources"]:
         lines += ["Runs read from: " + _paths(numbers["sources"]), ""]
     lines += _status_section(numbers) + [""] + _final_loss_section(numbers) + [""] + _grad_flow_section(numbers)
-    lines += [""] + _divergence_section(numbers)
+    lines += [""] + _gradient_paths_section(numbers) + [""] + _divergence_section(numbers)
     if numbers["figures"]:
         lines += ["", "## Figures", ""]
         for name, info in numbers["figures"].items():

@@ -37,7 +37,9 @@ class GradFlowLogger(pl.Callback):
       step); bucket height = decades of ‖∂L/∂h_t‖ above 10^-12 × max_t ‖∂L/∂h_t‖;
     - grad_hist/time_norms_h: histogram of log10 ‖∂L/∂h_t‖ over t;
     - grad_flow/plot: an image of the curves (every `plot_every_n_steps`);
-    and keeps every raw curve in <output_dir>/grad_flow.npz (steps, h, c, loss) for the figures.
+    and keeps every raw curve in <output_dir>/grad_flow.npz (steps, h, c, loss) for the figures, with, for
+    the LSTM, the norms of the two paths of ∂L/∂c_t (contract.GRAD_FLOW_PATH_KEYS: carry through c_{t+1},
+    output through h_t; computed from the same pass, see reference.cell_gradient_paths).
     """
 
     def __init__(
@@ -61,6 +63,7 @@ class GradFlowLogger(pl.Callback):
         self.steps: list[int] = []
         self.h_curves: list[np.ndarray] = []
         self.c_curves: list[np.ndarray] = []
+        self.path_curves: dict[str, list[np.ndarray]] = {key: [] for key in contract.GRAD_FLOW_PATH_KEYS}
         self.losses: list[float] = []
         self._probe: tuple[torch.Tensor, torch.Tensor] | None = None
         self.last_measured: tuple[int, TimeGradients] | None = None  # (step, result): GateStatsLogger reuses its trace
@@ -93,6 +96,8 @@ class GradFlowLogger(pl.Callback):
         self.h_curves.append(result.hidden.cpu().double().numpy())
         if result.cell is not None:
             self.c_curves.append(result.cell.cpu().double().numpy())
+            for key, norms in zip(contract.GRAD_FLOW_PATH_KEYS, (result.cell_carry, result.cell_output)):
+                self.path_curves[key].append(norms.cpu().double().numpy())
         self.losses.append(result.loss)
         self.last_measured = (step, result)
         writer = summary_writer(trainer)
@@ -123,6 +128,7 @@ class GradFlowLogger(pl.Callback):
             "steps": list(self.steps),
             "h": [h.tolist() for h in self.h_curves],
             "c": [c.tolist() for c in self.c_curves],
+            **{key: [curve.tolist() for curve in curves] for key, curves in self.path_curves.items()},
             "loss": list(self.losses),
         }
 
@@ -130,6 +136,10 @@ class GradFlowLogger(pl.Callback):
         self.steps, self.losses = list(state_dict["steps"]), list(state_dict["loss"])
         self.h_curves = [np.asarray(h) for h in state_dict["h"]]
         self.c_curves = [np.asarray(c) for c in state_dict["c"]]
+        # a checkpoint written before the paths were measured: NaN rows (not measured) for its steps
+        self.path_curves = {key: [np.asarray(curve) for curve in state_dict[key]] if key in state_dict
+                            else [np.full_like(c, np.nan, dtype=float) for c in self.c_curves]
+                            for key in contract.GRAD_FLOW_PATH_KEYS}
 
     def _log(self, writer: Any, step: int, result: TimeGradients) -> None:
         curves = {"h": result.hidden}
@@ -157,6 +167,7 @@ class GradFlowLogger(pl.Callback):
             steps=np.asarray(self.steps),
             h=np.stack(self.h_curves),
             c=np.stack(self.c_curves) if self.c_curves else np.zeros((0, 0)),
+            **{key: np.stack(curves) if curves else np.zeros((0, 0)) for key, curves in self.path_curves.items()},
             loss=np.asarray(self.losses),
             layer=np.asarray(self.layer),
         )
