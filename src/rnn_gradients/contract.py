@@ -158,3 +158,18 @@ def log10_ratio(norms: Sequence[float]) -> float:
 GRAD_FLOW_CARRY_KEY = "c_via_carry"
 GRAD_FLOW_OUTPUT_KEY = "c_via_output"
 GRAD_FLOW_PATH_KEYS = (GRAD_FLOW_CARRY_KEY, GRAD_FLOW_OUTPUT_KEY)
+
+
+# ----------------------------------------------------------------------- the loss cliff (issue 14)
+# The training loss on one batch along the gradient direction, L(θ − α·g/‖g‖), recorded in the exploding
+# sweep at the step of the run's largest pre-clip gradient norm and at the step before a divergence.
+# LOSS_CLIFF_FILE holds, for each kind recorded, `<kind>_<field>` arrays: step (), grad_norm () (‖g‖
+# before clipping), alphas (A,), losses (A,) (NaN where not finite), loss0 () (the batch loss at θ),
+# actual_alpha () (‖Δθ‖ of the step the optimizer took) and actual_loss () (the loss on the same batch
+# after it); plus baseline_loss ().
+LOSS_CLIFF_FILE = "loss_cliff.npz"
+CLIFF_AT_MAX_NORM = "max_norm"
+CLIFF_BEFORE_DIVERGENCE = "before_divergence"
+CLIFF_KINDS = (CLIFF_AT_MAX_NORM, CLIFF_BEFORE_DIVERGENCE)
+CLIFF_FIELDS = ("step", "grad_norm", "alphas", "losses", "loss0", "actual_alpha", "actual_loss")
+
