@@ -146,6 +146,10 @@ RULES: dict[str, Rule] = {
     "callbacks.gate_stats.every_n_steps": integer(1),
     "callbacks.gate_stats.probe_size": integer(1),
     "callbacks.gate_stats.probe_seed": integer(0),
+    "callbacks.loss_cliff.alpha_min": number(above=0),
+    "callbacks.loss_cliff.alpha_max": number(above=0),
+    "callbacks.loss_cliff.num_alphas": integer(2),
+    "callbacks.loss_cliff.output_dir": text(),
     # profile: the scale of the experiment sweeps
     "profile.seeds": COMMA_LIST,
     "profile.seq_lens": COMMA_LIST,
@@ -205,6 +209,9 @@ def validate(cfg: DictConfig) -> None:
     mode, threshold = cfg.clipping.mode, cfg.clipping.threshold
     if mode != "none" and threshold is None:
         raise ConfigError(f"clipping.threshold=None is not allowed: clipping.threshold must be a number > 0 with clipping={mode}")
+    cliff = OmegaConf.select(cfg, "callbacks.loss_cliff")
+    if cliff is not None and cliff.alpha_min >= cliff.alpha_max:
+        raise ConfigError(f"callbacks.loss_cliff.alpha_min={cliff.alpha_min!r} is not allowed: it must be below callbacks.loss_cliff.alpha_max={cliff.alpha_max!r}")
     if cfg.data.name == "adding" and cfg.data.seq_len < 2:
         raise ConfigError(f"data.seq_len={cfg.data.seq_len} is not allowed: the adding task needs data.seq_len >= 2")
 
