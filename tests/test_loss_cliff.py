@@ -13,7 +13,7 @@ import torch
 
 from conftest import job_dir, read_summary, run_cli
 from rnn_gradients.guards.divergence_monitor import DivergenceMonitor
-from rnn_gradients.observatory.loss_cliff import LossCliffRecorder
+from rnn_gradients.observatory.cliff_recorder import LossCliffRecorder
 from test_observatory import Recorder, fit_in_process
 
 

@@ -15,7 +15,7 @@ from conftest import TINY, cli_env, job_dir, read_summary, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ["scalar_toy", "grad_flow_through_time", "gradient_paths", "learning_curves", "grad_norm_training",
-           "loss_vs_seq_len", "divergence_vs_lr", "grad_histograms"]
+           "loss_vs_seq_len", "divergence_vs_lr", "loss_cliff", "grad_histograms"]
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from rnn_gradients import contract
 from rnn_gradients.analysis.event_files import RunEvents
 from rnn_gradients.analysis.grad_flow_npz import GradFlow
 from rnn_gradients.analysis.hydra_config import config_info
+from rnn_gradients.analysis.loss_cliff_npz import LossCliff
 
 STATUS_ORDER = (*contract.STATUSES, contract.UNREADABLE)  # the columns of the status counts
 
@@ -45,6 +46,7 @@ class Run:
     problems: list[str] = field(default_factory=list)
     events: RunEvents | None = None
     grad_flow: GradFlow | None = None
+    loss_cliff: LossCliff | None = None  # contract.LOSS_CLIFF_FILE, in runs of the exploding sweep
 
     @property
     def usable(self) -> bool:
@@ -73,7 +75,8 @@ def _baseline(task: Any, seq_len: Any) -> float | None:
 
 
 def load_run(run_dir: Path) -> Run:
-    """Summary + classification + grad-flow curves (event files are read separately: loading.load_events)."""
+    """Summary + classification + grad-flow curves + loss cliff (event files are read separately:
+    loading.load_events)."""
     run_dir = Path(run_dir)
     problems: list[str] = []
     summary: dict[str, Any] | None = None
@@ -111,7 +114,15 @@ def load_run(run_dir: Path) -> Run:
             grad_flow = GradFlow.load(npz)
         except Exception as error:  # noqa: BLE001 - a damaged file is reported, not fatal
             problems.append(f"{npz}: unreadable ({type(error).__name__}: {error})")
-    return Run(path=run_dir, status=status, summary=summary, info=info, problems=problems, grad_flow=grad_flow)
+    loss_cliff = None
+    cliff = run_dir / contract.LOSS_CLIFF_FILE
+    if cliff.is_file():
+        try:
+            loss_cliff = LossCliff.load(cliff, baseline_loss=info.get("baseline_loss"))
+        except Exception as error:  # noqa: BLE001 - a damaged file is reported, not fatal
+            problems.append(f"{cliff}: unreadable ({type(error).__name__}: {error})")
+    return Run(path=run_dir, status=status, summary=summary, info=info, problems=problems, grad_flow=grad_flow,
+               loss_cliff=loss_cliff)
 
 
 def status_counts(runs: Sequence[Run]) -> dict[str, dict[str, int]]:

@@ -1,5 +1,5 @@
-"""The numbers of the summary tables: one row per run (the CSV), the final-loss, gradient-flow and
-cell-state gradient-path tables over seeds, and the whole dict that figures/summary_files writes as JSON and Markdown.
+"""The numbers of the summary tables: one row per run (the CSV), the final-loss, gradient-flow,
+cell-state gradient-path and loss-cliff tables over seeds, and the whole dict that figures/summary_files writes as JSON and Markdown.
 
 Values may be non-finite here (-inf = a norm underflowed to 0); `json_safe` turns them into null.
 """
@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from rnn_gradients import contract
+from rnn_gradients.analysis.cliff_data import cliff_runs
 from rnn_gradients.analysis.divergence_rules import divergence_outcome, divergence_table
 from rnn_gradients.analysis.run_folder import SUMMARY_FIELDS, Run, status_counts
 from rnn_gradients.analysis.seed_stats import median_of, summarize_values
@@ -173,6 +174,26 @@ def gradient_paths_table(runs: Sequence[Run]) -> list[dict[str, Any]]:
     return rows
 
 
+def loss_cliff_table(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """Per (optimizer, clipping, lr) of the exploding experiment, from the slice at each run's largest pre-clip
+    gradient norm: the median over seeds of log10(loss after the step / loss at the grid's smallest α, 1e-4)
+    (CliffSlice.step_rise: how far up the wall the step went; +inf when the loss after it was not finite, which
+    the median keeps), how many seeds, how many of them landed on a non-finite loss, and the median ‖g‖."""
+    chosen = cliff_runs(runs)
+    keys = sorted({(r.get("optimizer"), r.get("clipping"), r.get("lr")) for r in chosen},
+                  key=lambda k: tuple(map(sort_key, k)))
+    rows = []
+    for optimizer, clipping, lr in keys:
+        slices = [r.loss_cliff.max_norm for r in select(chosen, optimizer=optimizer, clipping=clipping, lr=lr)]
+        rises = [s.step_rise for s in slices]
+        rows.append({"optimizer": optimizer, "clipping": clipping, "lr": lr, "n_seeds": len(slices),
+                     "median_log10_step_rise": median_of(rises),
+                     "n_nonfinite_after_step": sum(r == float("inf") for r in rises),
+                     "median_grad_norm": median_of([s.grad_norm for s in slices]),
+                     "median_step_size": median_of([s.actual_alpha for s in slices])})
+    return rows
+
+
 def headline_numbers(runs: Sequence[Run], figures: dict[str, dict[str, Any]] | None = None,
                      sources: Sequence[str] = ()) -> dict[str, Any]:
     """Every table as lists of dicts, the status counts and the lists of runs by status (keys: the
@@ -188,6 +209,7 @@ def headline_numbers(runs: Sequence[Run], figures: dict[str, dict[str, Any]] | N
         "grad_flow": grad_flow_table(runs),
         "gradient_paths": gradient_paths_table(runs),
         "divergence": divergence_table(runs),
+        "loss_cliff": loss_cliff_table(runs),
         "figures": {name: {k: v for k, v in info.items() if k != "data"} for name, info in (figures or {}).items()},
         "problems": [p for r in runs for p in r.problems],
     }

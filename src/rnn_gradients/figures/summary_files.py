@@ -156,12 +156,37 @@ def _divergence_section(numbers: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _rise(value: Any) -> str:
+    if value is not None and float(value) == float("inf"):
+        return "non-finite"
+    return f"+{fmt_num(value, 3)}" if value is not None and 0 < float(value) < float("inf") else fmt_num(value, 3)
+
+
+def _loss_cliff_section(numbers: dict[str, Any]) -> list[str]:
+    lines = ["## Loss cliff (exploding experiment)", "",
+             f"From {contract.LOSS_CLIFF_FILE}, the slice of the batch loss along the update direction, L(θ − α·g/‖g‖), "
+             "at the step of each run's largest pre-clip gradient norm ‖g‖: how far up the wall the step the optimizer "
+             "took went, log10(loss after the step / loss at α = 1e-4), median over seeds (non-finite: the median "
+             "step landed on a non-finite loss), with the median ‖g‖ and the median length of the step taken ‖Δθ‖.", "",
+             "| optimizer | clipping | lr | n seeds | median log10(loss after step / loss at α=1e-4) | "
+             "non-finite after step | median ‖g‖ | median ‖Δθ‖ |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in numbers["loss_cliff"]:
+        lines.append(f"| {r['optimizer']} | {r['clipping']} | {fmt_num(r['lr'])} | {r['n_seeds']} | "
+                     f"{_rise(r['median_log10_step_rise'])} | {r['n_nonfinite_after_step']} | "
+                     f"{fmt_num(r['median_grad_norm'])} | {fmt_num(r['median_step_size'])} |")
+    if not numbers["loss_cliff"]:
+        lines.append("| n/a | | | 0 | n/a | | n/a | n/a |")
+    return lines
+
+
 def markdown(numbers: dict[str, Any]) -> str:
     lines = ["# Sweep summary", ""]
     if numbers["sources"]:
         lines += ["Runs read from: " + _paths(numbers["sources"]), ""]
     lines += _status_section(numbers) + [""] + _final_loss_section(numbers) + [""] + _grad_flow_section(numbers)
     lines += [""] + _gradient_paths_section(numbers) + [""] + _divergence_section(numbers)
+    lines += [""] + _loss_cliff_section(numbers)
     if numbers["figures"]:
         lines += ["", "## Figures", ""]
         for name, info in numbers["figures"].items():
