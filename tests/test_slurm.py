@@ -53,16 +53,31 @@ def wait_for(condition, what: str, timeout: float, proc: subprocess.Popen | None
         time.sleep(0.2)
 
 
-def finish(proc: subprocess.Popen, timeout: float) -> str:
-    """Wait for the sweep, releasing requeued jobs at once (SLURM holds a requeued job ~2 minutes)."""
-    deadline = time.time() + timeout
-    while proc.poll() is None:
-        assert time.time() < deadline, "the sweep did not finish"
+class Releaser:
+    """Starts requeued jobs without SLURM's ~2-minute hold, but only 3 s after the requeue: a job restarted
+    within the second its credential was revoked is killed by slurmd ("Job credential revoked")."""
+
+    def __init__(self) -> None:
+        self.held_since: dict[str, float] = {}
+
+    def __call__(self) -> None:
         held = subprocess.run(["squeue", "-h", "-t", "PD", "-o", "%i|%r"], capture_output=True, text=True).stdout
         for line in held.splitlines():
             job_id, reason = line.split("|")
-            if reason == "BeginTime":
+            if reason != "BeginTime":
+                continue
+            since = self.held_since.setdefault(job_id, time.time())
+            if time.time() - since >= 3:
                 subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], capture_output=True)
+                del self.held_since[job_id]
+
+
+def finish(proc: subprocess.Popen, timeout: float) -> str:
+    """Wait for the sweep, releasing requeued jobs early (Releaser)."""
+    deadline, release = time.time() + timeout, Releaser()
+    while proc.poll() is None:
+        assert time.time() < deadline, "the sweep did not finish"
+        release()
         time.sleep(0.5)
     return proc.stdout.read()
 
@@ -196,11 +211,12 @@ def test_single_sbatch_run_resumes_after_requeue(tmp_path):
     wait_for(lambda: checkpointed(run_dir), "the run to checkpoint", 120)
     subprocess.run(["scontrol", "requeue", job_id], check=True)
 
+    release = Releaser()
+
     def ended() -> bool:
-        state = subprocess.run(["squeue", "-h", "--states=all", "-j", job_id, "-o", "%T|%r"], capture_output=True, text=True).stdout.strip()
-        if state == "PENDING|BeginTime":
-            subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], capture_output=True)
-        return state.split("|")[0] in ("COMPLETED", "FAILED", "CANCELLED", "")
+        release()
+        state = subprocess.run(["squeue", "-h", "--states=all", "-j", job_id, "-o", "%T"], capture_output=True, text=True).stdout.strip()
+        return state in ("COMPLETED", "FAILED", "CANCELLED", "")
 
     wait_for(ended, "the requeued run to end", 180)
     summary = read_summary(run_dir)
