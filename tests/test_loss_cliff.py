@@ -81,6 +81,34 @@ def test_the_step_before_a_divergence_is_recorded(tmp_path):
     assert record["actual_loss"] > record["loss0"]  # the step went up the wall
 
 
+def first_uphill_step(rec: BatchRecorder, module, factor: float = 2.0) -> int | None:
+    """The first step whose update took the loss on its own batch to factor× (or to a non-finite value)."""
+    for step in sorted(rec.after):
+        before, after = (loss_at(module, params[step], rec.batches[step]) for params in (rec.before, rec.after))
+        if not after < factor * before:
+            return step
+    return None
+
+
+@pytest.mark.parametrize("clipping, expect_one", [("clipping=none", True), ("clipping=norm", False)])
+def test_the_first_uphill_step_is_the_first_that_doubled_its_batch_loss(tmp_path, clipping, expect_one):
+    """Unclipped SGD at lr 0.5 jumps the wall early; norm clipping at 0.1 never doubles a batch loss."""
+    overrides = ["model.hidden_size=32", "data.seq_len=50", "optimizer=sgd", "optimizer.lr=0.5", clipping,
+                 "clipping.threshold=0.1"]
+    rec, cliff = BatchRecorder(), LossCliffRecorder(num_alphas=5, output_dir=tmp_path)
+    _, module, _ = fit_in_process(tmp_path, overrides, [rec, cliff], steps=15)
+    expected = first_uphill_step(rec, module)
+    assert (expected is not None) == expect_one
+    if expected is None:
+        assert "first_uphill" not in cliff.records
+        return
+    record = cliff.records["first_uphill"]
+    check_record(record, expected, rec, module, landed=rec.after[expected])
+    assert not record["actual_loss"] < 2 * record["loss0"]
+    saved = np.load(tmp_path / "loss_cliff.npz")
+    assert int(saved["first_uphill_step"]) == expected
+
+
 def test_exploding_sweep_writes_the_cliff_beside_each_run(tmp_path):
     sweep = tmp_path / "sweep"
     result = run_cli(["-m", "experiment=exploding", "profile=smoke", "hydra/launcher=basic", "optimizer=sgd",

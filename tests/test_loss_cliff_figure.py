@@ -55,7 +55,8 @@ NONE0_LOSSES = np.append(wall(3.0)[:-1], NAN)  # the last α (10) not finite
 # (optimizer, clipping, lr, seed) -> (records, summary overrides); every job of the exploding experiment
 CASES = {
     ("sgd", "none", 0.5, 0): ({"max_norm": record(20, 80.0, NONE0_LOSSES, 2.0, 50 * B),
-                               "before_divergence": record(21, 300.0, wall(4.0, 0.1), 6.0, NAN)},
+                               "before_divergence": record(21, 300.0, wall(4.0, 0.1), 6.0, NAN),
+                               "first_uphill": record(1, 3.0, wall(1.5), 1.6, 2.7 * B)},
                               {"status": "diverged", "diverged": True, "diverged_at_step": 22}),
     ("sgd", "none", 0.5, 1): ({"max_norm": record(35, 40.0, wall(2.0), 1.0, 3 * B)}, {}),
     ("sgd", "norm", 0.5, 0): ({"max_norm": record(18, 70.0, wall(3.0), 0.05, 0.88 * B)}, {}),
@@ -109,6 +110,10 @@ def test_loader_reads_every_field_and_each_kind(cliff_sweep):
     before = load_loss_cliff(job, "before_divergence")
     assert before.step == 21 and before.grad_norm == 300.0 and math.isnan(before.actual_loss)
     assert load_loss_cliff(cliff_sweep / "1", "before_divergence") is None  # a run that did not diverge
+    uphill = load_loss_cliff(job, "first_uphill")
+    assert (uphill.step, uphill.grad_norm, uphill.actual_alpha, uphill.actual_loss) == (1, 3.0, 1.6, 2.7 * B)
+    np.testing.assert_array_equal(uphill.losses, wall(1.5))
+    assert load_loss_cliff(cliff_sweep / "1", "first_uphill") is None  # files without the kind still load
     assert load_loss_cliff(cliff_sweep / str(len(CASES))) is None  # no file
 
 
@@ -155,8 +160,11 @@ def test_loss_cliff_data_picks_sgd_at_its_largest_paired_lr(runs):
     np.testing.assert_allclose(before["loss"], wall(4.0, 0.1) / B)
     assert (before["step"], before["grad_norm"], before["actual_alpha"]) == (21, 300.0, 6.0)
     assert math.isnan(before["actual_loss"]) and before["step_rise"] == math.inf
+    assert none["first_uphill"]["step"] == 1 and none["first_uphill"]["step_rise"] == pytest.approx(math.log10(2.7 / 0.9))
+    assert none["drawn"] == "first_uphill"  # diverged: its steepest step is the blown-up one
+    assert data["modes"]["norm"]["drawn"] == data["modes"]["value"]["drawn"] == "max_norm"
     norm = data["modes"]["norm"]
-    assert not norm["diverged"] and norm["before_divergence"] is None
+    assert not norm["diverged"] and norm["before_divergence"] is None and norm["first_uphill"] is None
     assert norm["max_norm"]["actual_loss"] == pytest.approx(0.88)
     assert data["modes"]["value"]["max_norm"]["step_rise"] == math.inf
 
@@ -174,18 +182,21 @@ def test_loss_cliff_data_falls_back_on_adam_and_on_unpaired_settings(runs):
 
 
 def expected_rows() -> dict[tuple, dict]:
-    """Recomputed from CASES: median over seeds of log10(actual_loss / loss at alpha = 1e-4) (inf: NaN after)."""
+    """Recomputed from CASES: median over seeds of log10(actual_loss / loss at alpha = 1e-4) (inf: NaN after),
+    and the step numbers of the first uphill records."""
     groups: dict[tuple, list[dict]] = {}
     for (optimizer, clipping, lr, _), (records, _) in CASES.items():
-        groups.setdefault((optimizer, clipping, lr), []).append(records["max_norm"])
+        groups.setdefault((optimizer, clipping, lr), []).append(records)
     rows = {}
-    for key, recs in groups.items():
+    for key, group in groups.items():
+        recs = [g["max_norm"] for g in group]
         rises = [math.inf if math.isnan(r["actual_loss"]) else math.log10(r["actual_loss"] / r["losses"][0])
                  for r in recs]
         rows[key] = {"n_seeds": len(recs), "rise": float(np.median(rises)),
                      "grad_norm": float(np.median([r["grad_norm"] for r in recs])),
                      "step": float(np.median([r["actual_alpha"] for r in recs])),
-                     "nonfinite": sum(math.isinf(x) for x in rises)}
+                     "nonfinite": sum(math.isinf(x) for x in rises),
+                     "uphill": [g["first_uphill"]["step"] for g in group if "first_uphill" in g]}
     return rows
 
 
@@ -199,6 +210,8 @@ def test_loss_cliff_table_numbers(runs):
         assert row["median_log10_step_rise"] == pytest.approx(want["rise"])
         assert row["median_grad_norm"] == pytest.approx(want["grad_norm"])
         assert row["median_step_size"] == pytest.approx(want["step"])
+        assert row["n_first_uphill"] == len(want["uphill"])
+        assert row["median_first_uphill_step"] == (float(np.median(want["uphill"])) if want["uphill"] else None)
     sgd_none = next(r for r in table if (r["optimizer"], r["clipping"], r["lr"]) == ("sgd", "none", 0.5))
     assert sgd_none["n_seeds"] == 2  # seeds 0 and 1; seed 2 has no file, seed 3's is damaged
     assert sgd_none["median_log10_step_rise"] == pytest.approx((math.log10(50 / 0.9) + math.log10(3 / 0.9)) / 2)
@@ -216,7 +229,8 @@ def test_cli_draws_the_loss_cliff_and_writes_its_table(cliff_sweep, tmp_path):
     numbers = json.loads((out / "summary_numbers.json").read_text())
     figure = numbers["figures"]["loss_cliff"]
     assert figure["status"] == "written"
-    for words in ("sgd at lr 0.5", "step 20", "‖g‖ = 80", "step 21", "‖g‖ = 300", "non-finite loss"):
+    for words in ("sgd at lr 0.5", "step 20", "‖g‖ = 80", "step 21", "‖g‖ = 300", "non-finite loss",
+                  "first uphill step: step 1, ‖g‖ = 3,"):
         assert words in figure["caption"], words
     rows = {(r["optimizer"], r["clipping"], r["lr"]): r for r in numbers["loss_cliff"]}
     expected = expected_rows()
@@ -227,8 +241,10 @@ def test_cli_draws_the_loss_cliff_and_writes_its_table(cliff_sweep, tmp_path):
     md = (out / "summary.md").read_text()
     rise = expected[("sgd", "norm", 0.5)]["rise"]
     assert "## Loss cliff (exploding experiment)" in md
-    assert f"| sgd | norm | 0.5 | 2 | {rise:.3g} | 0 | 60 | 0.045 |" in md
-    assert "| sgd | value | 0.5 | 1 | non-finite | 1 | 90 | 1.5 |" in md
+    assert f"| sgd | norm | 0.5 | 2 | {rise:.3g} | 0 | 60 | 0.045 | 0 | n/a | n/a |" in md
+    assert "| sgd | value | 0.5 | 1 | non-finite | 1 | 90 | 1.5 | 0 | n/a | n/a |" in md
+    uphill_rise = math.log10(2.7 / 0.9)
+    assert f"| sgd | none | 0.5 | 2 | +{expected[('sgd', 'none', 0.5)]['rise']:.3g} | 0 | 60 | 1.5 | 1 | 1 | +{uphill_rise:.3g} |" in md
     assert "## Divergence (exploding experiment)" in md  # the other tables are still there
 
 
@@ -245,4 +261,4 @@ def test_a_sweep_without_loss_cliff_files_draws_every_other_figure(tmp_path):
         assert numbers["figures"][name]["status"] == "written", name
         assert (out / f"{name}.png").is_file() and (out / f"{name}.pdf").is_file()
     assert numbers["loss_cliff"] == []
-    assert "| n/a | | | 0 | n/a | | n/a | n/a |" in (out / "summary.md").read_text()
+    assert "| n/a | | | 0 | n/a | | n/a | n/a | 0 | n/a | n/a |" in (out / "summary.md").read_text()

@@ -162,7 +162,9 @@ GRAD_FLOW_PATH_KEYS = (GRAD_FLOW_CARRY_KEY, GRAD_FLOW_OUTPUT_KEY)
 
 # ----------------------------------------------------------------------- the loss cliff (issue 14)
 # The training loss on one batch along the gradient direction, L(θ − α·g/‖g‖), recorded in the exploding
-# sweep at the step of the run's largest pre-clip gradient norm and at the step before a divergence.
+# sweep at the step of the run's largest pre-clip gradient norm, at the step before a divergence, and at the
+# first step whose update multiplied the loss on its own batch (at least callbacks.loss_cliff.uphill_factor×):
+# the first step that jumped the wall, before the run blows up.
 # LOSS_CLIFF_FILE holds, for each kind recorded, `<kind>_<field>` arrays: step (), grad_norm () (‖g‖
 # before clipping), alphas (A,), losses (A,) (NaN where not finite), loss0 () (the batch loss at θ),
 # actual_alpha () (‖Δθ‖ of the step the optimizer took) and actual_loss () (the loss on the same batch
@@ -170,6 +172,7 @@ GRAD_FLOW_PATH_KEYS = (GRAD_FLOW_CARRY_KEY, GRAD_FLOW_OUTPUT_KEY)
 LOSS_CLIFF_FILE = "loss_cliff.npz"
 CLIFF_AT_MAX_NORM = "max_norm"
 CLIFF_BEFORE_DIVERGENCE = "before_divergence"
-CLIFF_KINDS = (CLIFF_AT_MAX_NORM, CLIFF_BEFORE_DIVERGENCE)
+CLIFF_FIRST_UPHILL = "first_uphill"
+CLIFF_KINDS = (CLIFF_AT_MAX_NORM, CLIFF_BEFORE_DIVERGENCE, CLIFF_FIRST_UPHILL)
 CLIFF_FIELDS = ("step", "grad_norm", "alphas", "losses", "loss0", "actual_alpha", "actual_loss")
 

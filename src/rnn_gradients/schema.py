@@ -149,6 +149,7 @@ RULES: dict[str, Rule] = {
     "callbacks.loss_cliff.alpha_min": number(above=0),
     "callbacks.loss_cliff.alpha_max": number(above=0),
     "callbacks.loss_cliff.num_alphas": integer(2),
+    "callbacks.loss_cliff.uphill_factor": number(above=1),
     "callbacks.loss_cliff.output_dir": text(),
     # profile: the scale of the experiment sweeps
     "profile.seeds": COMMA_LIST,

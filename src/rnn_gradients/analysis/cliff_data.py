@@ -1,7 +1,7 @@
 """The numbers of the loss_cliff figure, from the loss-cliff slices of the exploding experiment
 (loss_cliff_npz): for one optimizer and learning rate, the first seed of each clipping mode, its slice at
-the step of its largest pre-clip gradient norm, the step it actually took from there, and, when it
-diverged, its slice at the step before the divergence. Losses are divided by the baseline loss.
+the step of its largest pre-clip gradient norm, the step it actually took from there, when it diverged its
+slice at the step before the divergence, and its slice at its first step that multiplied its batch loss. Losses are divided by the baseline loss.
 
 The setting: an (optimizer, lr) at which both an unclipped and a norm-clipped run have the file (else any
 with the file); SGD first (its step follows the gradient: the cliff shows), then Adam, then the others;
@@ -56,9 +56,18 @@ def _curve(s: CliffSlice) -> dict[str, Any]:
             "actual_loss": s.normalized(s.actual_loss), "step_rise": s.step_rise}
 
 
+def drawn_kind(mode: dict[str, Any]) -> str:
+    """The slice the figure draws for one mode: a diverged run's first uphill step (its steepest step is in the
+    blown-up region, ‖g‖ ~ 1e18), else the steepest step."""
+    if mode["diverged"] and mode[contract.CLIFF_FIRST_UPHILL] is not None:
+        return contract.CLIFF_FIRST_UPHILL
+    return contract.CLIFF_AT_MAX_NORM
+
+
 def loss_cliff_data(runs: Sequence[Run]) -> dict[str, Any]:
     """{'optimizer', 'lr', 'paired', 'n_runs', 'task', 'seq_len', 'modes': {clipping: {'run', 'seed', 'diverged',
-    'baseline_loss', 'max_norm': {...}, 'before_divergence': {...} | None}}}, each slice {'step', 'grad_norm', 'alphas', 'loss'
+    'baseline_loss', 'max_norm': {...}, 'before_divergence': {...} | None, 'first_uphill': {...} | None,
+    'drawn': the kind the figure draws}}}, each slice {'step', 'grad_norm', 'alphas', 'loss'
     (loss / baseline at each α), 'loss0', 'actual_alpha', 'actual_loss' (/ baseline), 'step_rise'}, of the first
     seed of each mode. {} without any slice. n_runs: runs with the file, over every setting."""
     candidates = cliff_runs(runs)
@@ -78,5 +87,7 @@ def loss_cliff_data(runs: Sequence[Run]) -> dict[str, Any]:
             "run": str(run.path), "seed": run.get("seed"), "diverged": run.status == contract.DIVERGED,
             "baseline_loss": cliff.baseline_loss, "max_norm": _curve(cliff.max_norm),
             "before_divergence": None if cliff.before_divergence is None else _curve(cliff.before_divergence),
+            "first_uphill": None if cliff.first_uphill is None else _curve(cliff.first_uphill),
         }
+        data["modes"][mode]["drawn"] = drawn_kind(data["modes"][mode])
     return data

@@ -1,8 +1,9 @@
 """The loss cliff a run of the exploding sweep keeps (contract.LOSS_CLIFF_FILE, written by
 rnn_gradients.observatory's loss-cliff callback): the batch loss along the update direction,
 L(θ − α·g/‖g‖) on a log grid of α, at the step of the run's largest pre-clip gradient norm
-(contract.CLIFF_AT_MAX_NORM) and, in a run that diverged, at the step before the divergence
-(contract.CLIFF_BEFORE_DIVERGENCE); with the step the optimizer actually took from there.
+(contract.CLIFF_AT_MAX_NORM), in a run that diverged at the step before the divergence
+(contract.CLIFF_BEFORE_DIVERGENCE), and at the first step whose update multiplied its batch loss
+(contract.CLIFF_FIRST_UPHILL); with the step the optimizer actually took from there.
 """
 
 from __future__ import annotations
@@ -63,15 +64,18 @@ def _scalar(z: np.lib.npyio.NpzFile, key: str) -> float:
 
 @dataclass(frozen=True)
 class LossCliff:
-    """The slices of one run: `max_norm` (always written) and `before_divergence` (diverged runs only);
+    """The slices of one run: `max_norm` (always written), `before_divergence` (diverged runs only) and
+    `first_uphill` (runs with a step that multiplied its batch loss; files written before it lack it);
     None where the file lacks the kind."""
 
     max_norm: CliffSlice | None
     before_divergence: CliffSlice | None
     baseline_loss: float
+    first_uphill: CliffSlice | None = None
 
     def get(self, kind: str) -> CliffSlice | None:
-        return {contract.CLIFF_AT_MAX_NORM: self.max_norm, contract.CLIFF_BEFORE_DIVERGENCE: self.before_divergence}[kind]
+        return {contract.CLIFF_AT_MAX_NORM: self.max_norm, contract.CLIFF_BEFORE_DIVERGENCE: self.before_divergence,
+                contract.CLIFF_FIRST_UPHILL: self.first_uphill}[kind]
 
     @classmethod
     def load(cls, path: Path, baseline_loss: float | None = None) -> LossCliff:
@@ -104,7 +108,8 @@ class LossCliff:
                     actual_alpha=_scalar(z, fields["actual_alpha"]), actual_loss=_scalar(z, fields["actual_loss"]),
                     baseline_loss=float(baseline))
         return cls(max_norm=slices[contract.CLIFF_AT_MAX_NORM],
-                   before_divergence=slices[contract.CLIFF_BEFORE_DIVERGENCE], baseline_loss=float(baseline))
+                   before_divergence=slices[contract.CLIFF_BEFORE_DIVERGENCE], baseline_loss=float(baseline),
+                   first_uphill=slices[contract.CLIFF_FIRST_UPHILL])
 
 
 def load_loss_cliff(run_dir: Path, kind: str = contract.CLIFF_AT_MAX_NORM,

@@ -178,19 +178,25 @@ def loss_cliff_table(runs: Sequence[Run]) -> list[dict[str, Any]]:
     """Per (optimizer, clipping, lr) of the exploding experiment, from the slice at each run's largest pre-clip
     gradient norm: the median over seeds of log10(loss after the step / loss at the grid's smallest α, 1e-4)
     (CliffSlice.step_rise: how far up the wall the step went; +inf when the loss after it was not finite, which
-    the median keeps), how many seeds, how many of them landed on a non-finite loss, and the median ‖g‖."""
+    the median keeps), how many seeds, how many of them landed on a non-finite loss, and the median ‖g‖; and,
+    over the seeds that had one, their first uphill step (the first update that multiplied its batch loss): how
+    many seeds, the median step number and the median log10 rise of that step."""
     chosen = cliff_runs(runs)
     keys = sorted({(r.get("optimizer"), r.get("clipping"), r.get("lr")) for r in chosen},
                   key=lambda k: tuple(map(sort_key, k)))
     rows = []
     for optimizer, clipping, lr in keys:
-        slices = [r.loss_cliff.max_norm for r in select(chosen, optimizer=optimizer, clipping=clipping, lr=lr)]
+        group = select(chosen, optimizer=optimizer, clipping=clipping, lr=lr)
+        slices = [r.loss_cliff.max_norm for r in group]
+        uphill = [r.loss_cliff.first_uphill for r in group if r.loss_cliff.first_uphill is not None]
         rises = [s.step_rise for s in slices]
         rows.append({"optimizer": optimizer, "clipping": clipping, "lr": lr, "n_seeds": len(slices),
                      "median_log10_step_rise": median_of(rises),
                      "n_nonfinite_after_step": sum(r == float("inf") for r in rises),
                      "median_grad_norm": median_of([s.grad_norm for s in slices]),
-                     "median_step_size": median_of([s.actual_alpha for s in slices])})
+                     "median_step_size": median_of([s.actual_alpha for s in slices]),
+                     "n_first_uphill": len(uphill), "median_first_uphill_step": median_of([s.step for s in uphill]),
+                     "median_log10_uphill_rise": median_of([s.step_rise for s in uphill])})
     return rows
 
 

@@ -1,5 +1,8 @@
 """Figure 3, learning_curves: validation loss / memoryless baseline against training step for the arms
 experiment, one panel per (task, seq_len), one line per arm = median over seeds, band = min..max.
+Each task row has its own y axis: adding spans decades (log), while copy's arms differ by 0.7-1.0 of the
+baseline, a gap a shared log axis would flatten. A linear row is cut at LINEAR_TOP: copy starts above the
+baseline while the network learns to predict the blanks, and those first points would squeeze the rest.
 The numbers: rnn_gradients.analysis.figure_data.learning_curve_data."""
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from rnn_gradients.figures.style import (
 )
 
 NAME = "learning_curves"
+LINEAR_TOP = 1.25  # × baseline: the top of a linear (copy) row
 TAGS = frozenset({contract.VAL_NORMALIZED_LOSS})
 
 def draw(runs: Sequence[Run], out_dir: Path) -> FigureResult:
@@ -28,11 +32,11 @@ def draw(runs: Sequence[Run], out_dir: Path) -> FigureResult:
     seq_lens = sorted({k[1] for k in data}, key=sort_key)
     ncols = len(seq_lens)
     fig, axes = new_figure(min(PAGE_WIDTH, 1.2 + 1.9 * ncols), 0.5 + 1.9 * len(tasks), len(tasks), ncols,
-                           sharex=False, sharey=True)
-    every = np.concatenate([np.concatenate([a["lo"], a["hi"]]) for p in data.values() for a in p.values()])
-    log_y = wants_log_scale(np.append(every, 1.0))
+                           sharex=False, sharey="row")
     n_max = 0
     for i, task in enumerate(tasks):
+        row = [a for (t, _), p in data.items() if t == task for a in p.values()]
+        log_y = wants_log_scale(np.concatenate([np.concatenate([a["lo"], a["hi"]]) for a in row] + [[1.0]]))
         for j, seq_len in enumerate(seq_lens):
             ax = axes[i, j]
             panel = data.get((task, seq_len))
@@ -48,8 +52,10 @@ def draw(runs: Sequence[Run], out_dir: Path) -> FigureResult:
             memoryless_baseline(ax, label=(i == 0 and j == 0))
             if log_y:
                 ax.set_yscale("log")
+            elif max(np.nanmax(finite(a["hi"])) for a in row) > LINEAR_TOP:
+                ax.set_ylim(top=LINEAR_TOP)
             ax.set_title(f"{task}, T={seq_len}")
-            integer_steps(ax)
+            integer_steps(ax, max_ticks=5)
             if i == len(tasks) - 1:
                 ax.set_xlabel("training step")
             if j == 0:

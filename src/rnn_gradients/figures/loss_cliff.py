@@ -1,9 +1,14 @@
 """Figure loss_cliff: the wall of Pascanu et al. (2013), measured. The batch loss along the update direction,
-L(θ − α·g/‖g‖) against the step length α, at the step of each run's largest pre-clip gradient norm; one line
-per clipping mode (first seed; exploding experiment, one optimizer and learning rate), a star where the
-step the optimizer actually took landed (‖Δθ‖, loss after it), and, for a run that diverged, the slice at
-the step before the divergence (dashed, hollow marker). An unclipped step of length ∝ ‖g‖ jumps the wall;
-a norm-clipped one stays at its foot. The numbers: analysis.cliff_data.loss_cliff_data.
+L(θ − α·g/‖g‖) against the step length α; one line per clipping mode (first seed; exploding experiment, one
+optimizer and learning rate), a star where the step the optimizer actually took landed (‖Δθ‖, loss after it).
+
+A run that did not diverge draws its steepest step (largest pre-clip ‖g‖). A diverged run draws its first
+uphill step (the first update that multiplied its batch loss) instead: its steepest step and its step before
+the divergence lie deep in the blown-up region (‖g‖ ~ 1e18, losses ~ 1e36 × baseline) and would flatten every
+other line, so they are in the caption and the summary table, not drawn. (Every run has a first uphill step
+at SGD lr 0.5 with momentum 0.9, clipped or not: momentum carries a step past the minimum along −g; only the
+unclipped run's steps then grow with ‖g‖.) An unclipped step of length ∝ ‖g‖
+jumps the wall; a norm-clipped one stays at its foot. The numbers: analysis.cliff_data.loss_cliff_data.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from rnn_gradients.figures.style import (
 NAME = "loss_cliff"
 TAGS: frozenset[str] = frozenset()  # the loss-cliff files only
 RERUN = "python -m rnn_gradients.train -m experiment=exploding"
+WHEN = {contract.CLIFF_FIRST_UPHILL: "first uphill step", contract.CLIFF_AT_MAX_NORM: "largest ‖g‖"}
 
 
 def _skip_reason(runs: Sequence[Run]) -> str:
@@ -46,6 +52,10 @@ def _describe(mode: str, info: dict[str, Any]) -> str:
     m = info["max_norm"]
     text = (f"clipping {mode} (seed {info['seed']}): largest ‖g‖ = {fmt_num(m['grad_norm'])} at step {m['step']}, "
             f"{_landing(m)}")
+    u = info[contract.CLIFF_FIRST_UPHILL]
+    if u is not None:
+        text += (f"; first uphill step: step {u['step']}, ‖g‖ = {fmt_num(u['grad_norm'])}, "
+                 f"{_landing(u)}")
     b = info["before_divergence"]
     if b is not None:
         text += (f"; diverged: at step {b['step']}, the step before, ‖g‖ = {fmt_num(b['grad_norm'])}, "
@@ -67,21 +77,16 @@ def draw(runs: Sequence[Run], out_dir: Path) -> FigureResult:
     off_the_wall: list[tuple[float, str, bool]] = []  # steps that landed on a non-finite loss: drawn at the top
     for mode, info in data["modes"].items():
         color = CLIP_COLORS.get(mode, OTHER_COLOR)
-        for kind, style in ((contract.CLIFF_AT_MAX_NORM, "-"), (contract.CLIFF_BEFORE_DIVERGENCE, "--")):
-            entry = info[kind]
-            if entry is None:
-                continue
-            when = "largest ‖g‖" if kind == contract.CLIFF_AT_MAX_NORM else "before divergence"
-            ax.plot(entry["alphas"], finite(entry["loss"]), style, color=color, marker=".", ms=3,
-                    lw=1.3 if style == "-" else 1.0,
-                    label=f"clipping {mode}, {when}: step {entry['step']}, ‖g‖ = {fmt_num(entry['grad_norm'])}")
-            hollow = kind == contract.CLIFF_BEFORE_DIVERGENCE
-            if not math.isfinite(entry["actual_alpha"]):
-                continue
-            if math.isfinite(entry["actual_loss"]) and entry["actual_loss"] > 0:
-                ax.plot([entry["actual_alpha"]], [entry["actual_loss"]], "*", ms=10, zorder=5, **_marker(color, hollow))
-            else:
-                off_the_wall.append((entry["actual_alpha"], color, hollow))
+        kind = info["drawn"]
+        entry, hollow = info[kind], kind == contract.CLIFF_FIRST_UPHILL
+        ax.plot(entry["alphas"], finite(entry["loss"]), "--" if hollow else "-", color=color, marker=".", ms=3,
+                label=f"clipping {mode}, {WHEN[kind]}: step {entry['step']}, ‖g‖ = {fmt_num(entry['grad_norm'])}")
+        if not math.isfinite(entry["actual_alpha"]):
+            continue
+        if math.isfinite(entry["actual_loss"]) and entry["actual_loss"] > 0:
+            ax.plot([entry["actual_alpha"]], [entry["actual_loss"]], "*", ms=10, zorder=5, **_marker(color, hollow))
+        else:
+            off_the_wall.append((entry["actual_alpha"], color, hollow))
     ax.set_xscale("log")
     ax.set_yscale("log")
     memoryless_baseline(ax)
@@ -91,7 +96,7 @@ def draw(runs: Sequence[Run], out_dir: Path) -> FigureResult:
             ax.plot([alpha], [top], "^", ms=7, clip_on=False, zorder=5, **_marker(color, hollow))
         ax.set_ylim(top=top)
     # what the markers mean, in black (their colour is the line's; hollow: the step before a divergence)
-    ax.plot([], [], "*", ms=8, color="k", label="the step taken (‖Δθ‖, loss after it); hollow: before divergence")
+    ax.plot([], [], "*", ms=8, color="k", label="the step taken (‖Δθ‖, loss after it); hollow: first uphill step")
     if off_the_wall:
         ax.plot([], [], "^", ms=6, color="k", label="the step taken landed on a non-finite loss (drawn at the top)")
     ax.legend(loc="upper left", fontsize=5.5)
@@ -103,7 +108,9 @@ def draw(runs: Sequence[Run], out_dir: Path) -> FigureResult:
     files = save_figure(fig, out_dir, NAME)
     pair = "" if data["paired"] else " (no setting has both an unclipped and a norm-clipped run with the file)"
     caption = (f"Exploding experiment, {optimizer} at lr {lr}{pair}: the batch loss L(θ − α·g/‖g‖) / baseline "
-               "against α, at the step of each run's largest pre-clip gradient norm (solid) and, in a diverged run, "
-               "at the step before the divergence (dashed); stars: where the step the optimizer took landed. "
+               "against α, at the step of each run's largest pre-clip gradient norm (solid) or, in a diverged run, at "
+               "its first uphill step (the first update that multiplied its batch loss by "
+               "callbacks.loss_cliff.uphill_factor, 2 by default; dashed); stars: where the step the optimizer took "
+               "landed. "
                + "; ".join(_describe(mode, info) for mode, info in data["modes"].items()) + ".")
     return FigureResult(NAME, files, data, caption)

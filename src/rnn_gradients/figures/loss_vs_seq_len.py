@@ -1,5 +1,7 @@
 """Figure 5, loss_vs_seq_len: the final val_normalized_loss of each run's summary against seq_len, one
 panel per task, median over seeds with min..max error bars (arms experiment). 1 = memoryless baseline.
+Each task has its own y axis (log only where its values span decades): copy's arms end at 0.8-1.0 of the
+baseline, a gap adding's log axis would flatten.
 The numbers: rnn_gradients.analysis.figure_data.loss_vs_seq_len_data."""
 
 from __future__ import annotations
@@ -26,10 +28,7 @@ def draw(runs: Sequence[Run], out_dir: Path) -> FigureResult:
         raise FigureSkipped(f"needs completed arms-experiment runs ({contract.SUMMARY_FILE} with val_normalized_loss; "
                             "python -m rnn_gradients.train -m experiment=arms)")
     tasks = list(data)
-    fig, axes = new_figure(min(PAGE_WIDTH, 0.6 + 2.9 * len(tasks)), 2.8, 1, len(tasks), sharey=True)
-    values = [p[k] for d in data.values() for pts in d.values() for p in pts.values() for k in ("min", "max")
-              if p[k] is not None]
-    log_y = wants_log_scale(values + [1.0])
+    fig, axes = new_figure(min(PAGE_WIDTH, 0.6 + 2.9 * len(tasks)), 2.8, 1, len(tasks))
     n_max = max((p["seeds"] for d in data.values() for pts in d.values() for p in pts.values()), default=0)
     for ax, task in zip(axes[0], tasks):
         all_t = set()
@@ -45,6 +44,8 @@ def draw(runs: Sequence[Run], out_dir: Path) -> FigureResult:
             ax.errorbar(ts * shift, finite(med), yerr=[finite(med - lo), finite(hi - med)], color=arm_color(arm),
                         marker="o", ms=3.5, capsize=2, lw=1.1, ls=arm_linestyle(arm), label=arm)
         memoryless_baseline(ax)
+        values = [p[k] for pts in data[task].values() for p in pts.values() for k in ("min", "max") if p[k] is not None]
+        log_y = wants_log_scale(values + [1.0])
         ax.set_xscale("log")
         ticks = sorted(all_t)
         ax.set_xticks(ticks, [str(t) for t in ticks])
@@ -53,7 +54,8 @@ def draw(runs: Sequence[Run], out_dir: Path) -> FigureResult:
             ax.set_yscale("log")
         ax.set_xlabel("sequence length T (time steps)")
         ax.set_title(f"{task} task")
-    axes[0, 0].set_ylabel("final val loss / baseline")
+    for ax in axes[0]:
+        ax.set_ylabel("final val loss / baseline")
     axes[0, 0].legend(loc="best")
     seed_text = f"median over up to {n_max} seeds, bars = min–max" if n_max > 1 else "one seed per point"
     suptitle(fig, f"Final validation loss against sequence length ({seed_text})")

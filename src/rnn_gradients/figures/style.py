@@ -87,9 +87,10 @@ def memoryless_baseline(ax: Any, label: bool = True) -> None:
     ax.axhline(1.0, color="k", ls="--", lw=0.8, label=BASELINE_LABEL if label else None)
 
 
-def integer_steps(ax: Any, axis: str = "x") -> None:
-    """Integer tick labels for a training-step axis."""
-    (ax.xaxis if axis == "x" else ax.yaxis).set_major_locator(MaxNLocator(integer=True))
+def integer_steps(ax: Any, axis: str = "x", max_ticks: int | None = None) -> None:
+    """Integer tick labels for a training-step axis (at most `max_ticks` where a narrow panel needs room)."""
+    locator = MaxNLocator(integer=True) if max_ticks is None else MaxNLocator(nbins=max_ticks, integer=True)
+    (ax.xaxis if axis == "x" else ax.yaxis).set_major_locator(locator)
 
 
 def new_figure(width: float, height: float, nrows: int = 1, ncols: int = 1, **subplot_kw: Any) -> tuple[Figure, np.ndarray]:

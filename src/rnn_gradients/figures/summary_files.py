@@ -167,16 +167,20 @@ def _loss_cliff_section(numbers: dict[str, Any]) -> list[str]:
              f"From {contract.LOSS_CLIFF_FILE}, the slice of the batch loss along the update direction, L(θ − α·g/‖g‖), "
              "at the step of each run's largest pre-clip gradient norm ‖g‖: how far up the wall the step the optimizer "
              "took went, log10(loss after the step / loss at α = 1e-4), median over seeds (non-finite: the median "
-             "step landed on a non-finite loss), with the median ‖g‖ and the median length of the step taken ‖Δθ‖.", "",
+             "step landed on a non-finite loss), with the median ‖g‖ and the median length of the step taken ‖Δθ‖. "
+             "Then the first uphill step (the first update that multiplied its batch loss, before a run blows up): "
+             "how many seeds had one, its median step number and the same log10 rise for it.", "",
              "| optimizer | clipping | lr | n seeds | median log10(loss after step / loss at α=1e-4) | "
-             "non-finite after step | median ‖g‖ | median ‖Δθ‖ |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "non-finite after step | median ‖g‖ | median ‖Δθ‖ | seeds with an uphill step | first uphill step | "
+             "its log10 rise |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in numbers["loss_cliff"]:
         lines.append(f"| {r['optimizer']} | {r['clipping']} | {fmt_num(r['lr'])} | {r['n_seeds']} | "
                      f"{_rise(r['median_log10_step_rise'])} | {r['n_nonfinite_after_step']} | "
-                     f"{fmt_num(r['median_grad_norm'])} | {fmt_num(r['median_step_size'])} |")
+                     f"{fmt_num(r['median_grad_norm'])} | {fmt_num(r['median_step_size'])} | {r['n_first_uphill']} | "
+                     f"{fmt_num(r['median_first_uphill_step'])} | {_rise(r['median_log10_uphill_rise'])} |")
     if not numbers["loss_cliff"]:
-        lines.append("| n/a | | | 0 | n/a | | n/a | n/a |")
+        lines.append("| n/a | | | 0 | n/a | | n/a | n/a | 0 | n/a | n/a |")
     return lines
 
 

@@ -2,10 +2,15 @@
 along the update direction, L(θ − α·g/‖g‖) for α on a log grid, plus the step the optimizer actually took.
 
 Recorded at the step of the run's largest pre-clip gradient norm (a new record replaces the old one, so a
-run keeps the slice of its steepest step whether or not a spike ever happened) and at the step before a
-divergence (the step whose update produced the non-finite loss). Written to loss_cliff.npz
+run keeps the slice of its steepest step whether or not a spike ever happened), at the step before a
+divergence (the step whose update produced the non-finite loss), and at the first step whose update
+multiplied the loss on its own batch by at least `uphill_factor`: the first jump over the wall. A run that
+diverges has its largest norm and its last step deep in the blown-up region (‖g‖ ~ 1e18); its first
+uphill step (often step 1, at the same θ and g as the clipped runs of the same seed) is the picture of
+Pascanu et al.: the loss falls along −g, then rises into a wall, and a step ∝ ‖g‖ lands on it. Written to loss_cliff.npz
 (contract.LOSS_CLIFF_FILE) at the end of training and kept in checkpoints so a resumed run keeps it.
-Meant for the exploding sweep: each record costs one forward pass per α on one batch.
+Meant for the exploding sweep: each record costs one forward pass per α on one batch, and the search for the
+first uphill step one forward pass per step until it is found.
 """
 
 from __future__ import annotations
@@ -30,9 +35,10 @@ class LossCliffRecorder(pl.Callback):
     evaluates the slice once: at the end of training, or when a checkpoint is saved."""
 
     def __init__(self, alpha_min: float = 1e-4, alpha_max: float = 10.0, num_alphas: int = 21,
-                 output_dir: str | Path = ".") -> None:
-        if not (0 < alpha_min < alpha_max) or num_alphas < 2:
-            raise ValueError("callbacks.loss_cliff needs 0 < alpha_min < alpha_max and num_alphas >= 2")
+                 output_dir: str | Path = ".", uphill_factor: float = 2.0) -> None:
+        if not (0 < alpha_min < alpha_max) or num_alphas < 2 or not uphill_factor > 1:
+            raise ValueError("callbacks.loss_cliff needs 0 < alpha_min < alpha_max, num_alphas >= 2 and uphill_factor > 1")
+        self.uphill_factor = float(uphill_factor)
         self.alphas = np.logspace(math.log10(alpha_min), math.log10(alpha_max), num_alphas)
         self.output_dir = Path(output_dir)
         self.records: dict[str, dict[str, Any]] = {}
@@ -67,11 +73,21 @@ class LossCliffRecorder(pl.Callback):
         if self._best is self._last:  # where this step's update landed: the other end of "the step it took"
             self._last["after"] = {n: p.detach().clone() for n, p in pl_module.named_parameters() if n in self._last["theta"]}
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if contract.CLIFF_FIRST_UPHILL not in self.records and loss is not None and math.isfinite(float(loss)):
+            self._check_uphill(pl_module, float(loss))
         diverged = any(getattr(c, "diverged_at", None) == trainer.global_step for c in trainer.callbacks)
         diverged = diverged or (loss is not None and not math.isfinite(float(loss))) or not math.isfinite(self._last["norm"])
         if diverged and self._previous is not None and contract.CLIFF_BEFORE_DIVERGENCE not in self.records:
             # the previous step's update went over the edge: θ of this step is where it landed
             self.records[contract.CLIFF_BEFORE_DIVERGENCE] = self._evaluate({**self._previous, "after": self._last["theta"]})
+
+    def _check_uphill(self, pl_module: pl.LightningModule, loss_before: float) -> None:
+        """Record this step if its update raised the loss on its batch by uphill_factor (or to a non-finite value)."""
+        after = {n: p.detach() for n, p in pl_module.named_parameters() if n in self._last["theta"]}
+        loss_after = self._loss(pl_module, after, self._last["batch"])
+        if not (loss_after < self.uphill_factor * loss_before):  # NaN (not finite) counts as uphill
+            after = {n: p.clone() for n, p in after.items()}
+            self.records[contract.CLIFF_FIRST_UPHILL] = self._evaluate({**self._last, "after": after})
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._finalize()
