@@ -33,7 +33,7 @@ BAD_INPUTS: list[tuple[str, list[str], list[str]]] = [
     (TRAIN, ["clipping=value", "clipping.threshold=-1"], ["clipping.threshold", "> 0"]),
     (TRAIN, ["model.hidden_size=0"], ["model.hidden_size", "integer > 0"]),
     (TRAIN, ["model.num_layers=-1"], ["model.num_layers", "integer > 0"]),
-    (TRAIN, ["model.init=xavier"], ["model.init", "'default', 'orthogonal', 'spectral'"]),
+    (TRAIN, ["model.init=xavier"], ["model.init", "'default', 'orthogonal', 'spectral', 'glorot'"]),
     (TRAIN, ["model.spectral_radius=-1"], ["model.spectral_radius", "> 0"]),
     (TRAIN, ["model=rnn", "model.nonlinearity=gelu"], ["model.nonlinearity", "'tanh', 'relu'"]),
     (TRAIN, ["optimizer.lr=0"], ["optimizer.lr", "> 0"]),

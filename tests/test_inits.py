@@ -56,6 +56,27 @@ def test_spectral_init_only_rescales_torch_init():
     assert torch.equal(default.rnn.weight_ih_l0, spectral.rnn.weight_ih_l0)
 
 
+@pytest.mark.parametrize("cell, hidden, inputs", [("lstm", 128, 2), ("rnn", 64, 10)])
+def test_glorot_init_is_arjovskys(cell, hidden, inputs):
+    """Every gate block of W_ih and W_hh and the readout uniform in ±sqrt(6/(fan_in+fan_out)), as in
+    amarshah/complex_RNN's initialize_matrix; biases 0 but the forget bias, which is added as usual."""
+    torch.manual_seed(0)
+    net = RecurrentNetwork(cell, inputs, hidden, 1, init="glorot", forget_bias=1.0 if cell == "lstm" else None)
+    gates = 4 if cell == "lstm" else 1
+    matrices = [(net.rnn.weight_ih_l0, inputs, gates), (net.rnn.weight_hh_l0, hidden, gates), (net.readout.weight, hidden, 1)]
+    for weight, fan_in, blocks in matrices:
+        fan_out = weight.shape[0] // blocks
+        bound = (6 / (fan_in + fan_out)) ** 0.5
+        for block in weight.detach().split(fan_out, dim=0):
+            assert block.abs().max() <= bound and block.abs().max() > 0.9 * bound  # fills the interval
+            assert block.std().item() == pytest.approx(bound / 3**0.5, rel=0.2)  # uniform: std = bound/sqrt(3)
+    bias = (net.rnn.bias_ih_l0 + net.rnn.bias_hh_l0).detach()
+    expected = torch.zeros_like(bias)
+    if cell == "lstm":
+        expected[hidden:2 * hidden] = 1.0
+    assert torch.equal(bias, expected) and torch.equal(net.readout.bias.detach(), torch.zeros(1))
+
+
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("forget_bias", [1.0, 3.0, -2.0])
 def test_forget_bias_shift(num_layers, forget_bias):

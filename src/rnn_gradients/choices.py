@@ -9,5 +9,5 @@ from __future__ import annotations
 TASK_NAMES = ("adding", "copy")  # the keys of tasks.TASKS (a test holds them equal)
 CELLS = ("rnn", "lstm")
 NONLINEARITIES = ("tanh", "relu")
-INITS = ("default", "orthogonal", "spectral")
+INITS = ("default", "orthogonal", "spectral", "glorot")
 CLIP_MODES = ("none", "norm", "value")
