@@ -76,39 +76,35 @@ def _status_section(numbers: dict[str, Any]) -> list[str]:
 
 
 def _final_loss_section(numbers: dict[str, Any]) -> list[str]:
-    lines = ["## Final validation loss", "",
-             "Median over seeds of the final `val_normalized_loss` (validation loss / memoryless baseline: 1 = "
-             f"no memory, 0 = solved) and `val_accuracy` from {contract.SUMMARY_FILE}, with the min–max over seeds. "
-             "Diverged runs count with the loss they ended on; a missing (null) loss is left out.", "",
-             "| experiment | arm | forget bias | task | T | n seeds | median val loss / baseline | min–max | "
-             "median val accuracy |",
-             "|---|---|---:|---|---:|---:|---:|---:|---:|"]
-    for r in numbers["final_loss"]:
-        lines.append(f"| {r['experiment'] or '(none)'} | {r['arm']} | {_fb(r['forget_bias'])} | {r['task']} | "
-                     f"{r['seq_len']} | {r['n_seeds']} | {fmt_num(r['median_val_normalized_loss'], 4)} | "
-                     f"{fmt_num(r['min_val_normalized_loss'])}–{fmt_num(r['max_val_normalized_loss'])} | "
-                     f"{fmt_num(r['median_val_accuracy'])} |")
-    if not numbers["final_loss"]:
-        lines.append("| n/a | | | | | 0 | n/a | n/a | n/a |")
-    return lines
+    head = ["## Final validation loss", "",
+            "Median over seeds of the final `val_normalized_loss` (validation loss / memoryless baseline: 1 = "
+            f"no memory, 0 = solved) and `val_accuracy` from {contract.SUMMARY_FILE}, with the min–max over seeds. "
+            "Diverged runs count with the loss they ended on; a missing (null) loss is left out.", "",
+            "| experiment | arm | forget bias | task | T | n seeds | median val loss / baseline | min–max | "
+            "median val accuracy |",
+            "|---|---|---:|---|---:|---:|---:|---:|---:|"]
+    rows = [f"| {r['experiment'] or '(none)'} | {r['arm']} | {_fb(r['forget_bias'])} | {r['task']} | "
+            f"{r['seq_len']} | {r['n_seeds']} | {fmt_num(r['median_val_normalized_loss'], 4)} | "
+            f"{fmt_num(r['min_val_normalized_loss'])}–{fmt_num(r['max_val_normalized_loss'])} | "
+            f"{fmt_num(r['median_val_accuracy'])} |"
+            for r in numbers["final_loss"]]
+    return head + (rows or ["| n/a | | | | | 0 | n/a | n/a | n/a |"])
 
 
 def _grad_flow_section(numbers: dict[str, Any]) -> list[str]:
-    lines = ["## Gradient flow through time", "",
-             "log10(‖∂L/∂x_0‖ / ‖∂L/∂x_{T-1}‖) for x = h (hidden state) and c (LSTM cell state) on the probe batch "
-             f"({contract.GRAD_FLOW_FILE}), median over seeds; init = training step 0, end = last measurement. Far "
-             "below 0: the gradient vanishes going back in time; above 0: it grows. n/a = not measured, or the first "
-             "norm underflowed to 0.", "",
-             "| experiment | arm | forget bias | task | T | n seeds | h init | h end | c init | c end | end step |",
-             "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in numbers["grad_flow"]:
-        lines.append(f"| {r['experiment'] or '(none)'} | {r['arm']} | {_fb(r['forget_bias'])} | {r['task']} | "
-                     f"{r['seq_len']} | {r['n_seeds']} | {_ratio(r['log10_ratio_h_init'])} | "
-                     f"{_ratio(r['log10_ratio_h_final'])} | {_ratio(r['log10_ratio_c_init'])} | "
-                     f"{_ratio(r['log10_ratio_c_final'])} | {r['final_step']} |")
-    if not numbers["grad_flow"]:
-        lines.append("| n/a | | | | | 0 | n/a | n/a | n/a | n/a | |")
-    return lines
+    head = ["## Gradient flow through time", "",
+            "log10(‖∂L/∂x_0‖ / ‖∂L/∂x_{T-1}‖) for x = h (hidden state) and c (LSTM cell state) on the probe batch "
+            f"({contract.GRAD_FLOW_FILE}), median over seeds; init = training step 0, end = last measurement. Far "
+            "below 0: the gradient vanishes going back in time; above 0: it grows. n/a = not measured, or the first "
+            "norm underflowed to 0.", "",
+            "| experiment | arm | forget bias | task | T | n seeds | h init | h end | c init | c end | end step |",
+            "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [f"| {r['experiment'] or '(none)'} | {r['arm']} | {_fb(r['forget_bias'])} | {r['task']} | "
+            f"{r['seq_len']} | {r['n_seeds']} | {_ratio(r['log10_ratio_h_init'])} | "
+            f"{_ratio(r['log10_ratio_h_final'])} | {_ratio(r['log10_ratio_c_init'])} | "
+            f"{_ratio(r['log10_ratio_c_final'])} | {r['final_step']} |"
+            for r in numbers["grad_flow"]]
+    return head + (rows or ["| n/a | | | | | 0 | n/a | n/a | n/a | n/a | |"])
 
 
 def _split(value: Any) -> str:
@@ -118,42 +114,38 @@ def _split(value: Any) -> str:
 
 
 def _gradient_paths_section(numbers: dict[str, Any]) -> list[str]:
-    lines = ["## Cell-state gradient paths", "",
-             "The LSTM's ∂L/∂c_t = carry (f_{t+1} ⊙ ∂L/∂c_{t+1}, through the next cell state) + output "
-             "(o_t ⊙ (1 − tanh²(c_t)) ⊙ ∂L/∂h_t, through h_t), on the probe batch "
-             f"({contract.GRAD_FLOW_FILE}); log10(‖carry‖/‖output‖) at t=0 at initialization (step 0), median and "
-             "min–max over seeds, per forget bias of the forget_bias experiment. Above 0 the carry path dominates "
-             "(the gradient travels back along the cell state, scaled only by the forget gates: preserved when "
-             "they are near 1, the vanishing cured); below 0 the output path does (through h_t and W_hh, as in "
-             "an RNN). Whether ‖∂L/∂c_t‖ vanishes: the gradient-flow table's c columns.", "",
-             "| task | T | forget bias | n seeds | log10(‖carry‖/‖output‖) at t=0, init | min–max |",
-             "|---|---:|---:|---:|---:|---:|"]
-    for r in numbers["gradient_paths"]:
-        lines.append(f"| {r['task']} | {r['seq_len']} | {_fb(r['forget_bias'])} | {r['n_seeds']} | "
-                     f"{_split(r['log10_carry_over_output_t0_init'])} | "
-                     f"{_split(r['min_log10_carry_over_output_t0_init'])}–"
-                     f"{_split(r['max_log10_carry_over_output_t0_init'])} |")
-    if not numbers["gradient_paths"]:
-        lines.append("| n/a | | | 0 | n/a | n/a |")
-    return lines
+    head = ["## Cell-state gradient paths", "",
+            "The LSTM's ∂L/∂c_t = carry (f_{t+1} ⊙ ∂L/∂c_{t+1}, through the next cell state) + output "
+            "(o_t ⊙ (1 − tanh²(c_t)) ⊙ ∂L/∂h_t, through h_t), on the probe batch "
+            f"({contract.GRAD_FLOW_FILE}); log10(‖carry‖/‖output‖) at t=0 at initialization (step 0), median and "
+            "min–max over seeds, per forget bias of the forget_bias experiment. Above 0 the carry path dominates "
+            "(the gradient travels back along the cell state, scaled only by the forget gates: preserved when "
+            "they are near 1, the vanishing cured); below 0 the output path does (through h_t and W_hh, as in "
+            "an RNN). Whether ‖∂L/∂c_t‖ vanishes: the gradient-flow table's c columns.", "",
+            "| task | T | forget bias | n seeds | log10(‖carry‖/‖output‖) at t=0, init | min–max |",
+            "|---|---:|---:|---:|---:|---:|"]
+    rows = [f"| {r['task']} | {r['seq_len']} | {_fb(r['forget_bias'])} | {r['n_seeds']} | "
+            f"{_split(r['log10_carry_over_output_t0_init'])} | "
+            f"{_split(r['min_log10_carry_over_output_t0_init'])}–"
+            f"{_split(r['max_log10_carry_over_output_t0_init'])} |"
+            for r in numbers["gradient_paths"]]
+    return head + (rows or ["| n/a | | | 0 | n/a | n/a |"])
 
 
 def _divergence_section(numbers: dict[str, Any]) -> list[str]:
-    lines = ["## Divergence (exploding experiment)", "",
-             f"Diverged: {contract.SUMMARY_FILE} says diverged, or a non-finite loss. Spiked: the largest "
-             f"{contract.TRAIN_LOSS} after the first {WARMUP_FRACTION:.0%} of the steps exceeds "
-             f"{SPIKE_LOSS_MULTIPLE:g} × the baseline loss. Fraction = (diverged or spiked) / finished runs; 'not finished' = jobs without "
-             f"{contract.SUMMARY_FILE}, failed or interrupted, left out of the fraction.", "",
-             "| optimizer | clipping | lr | n runs | diverged | spiked | diverged or spiked | fraction | "
-             "median val loss / baseline | not finished |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in numbers["divergence"]:
-        lines.append(f"| {r['optimizer']} | {r['clipping']} | {fmt_num(r['lr'])} | {r['n_runs']} | {r['n_diverged']} | "
-                     f"{r['n_spiked']} | {r['n_diverged_or_spiked']} | {fmt_num(r['fraction'], 2)} | "
-                     f"{fmt_num(r['median_val_normalized_loss'])} | {r['n_not_finished']} |")
-    if not numbers["divergence"]:
-        lines.append("| n/a | | | 0 | | | | n/a | n/a | |")
-    return lines
+    head = ["## Divergence (exploding experiment)", "",
+            f"Diverged: {contract.SUMMARY_FILE} says diverged, or a non-finite loss. Spiked: the largest "
+            f"{contract.TRAIN_LOSS} after the first {WARMUP_FRACTION:.0%} of the steps exceeds "
+            f"{SPIKE_LOSS_MULTIPLE:g} × the baseline loss. Fraction = (diverged or spiked) / finished runs; 'not finished' = jobs without "
+            f"{contract.SUMMARY_FILE}, failed or interrupted, left out of the fraction.", "",
+            "| optimizer | clipping | lr | n runs | diverged | spiked | diverged or spiked | fraction | "
+            "median val loss / baseline | not finished |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [f"| {r['optimizer']} | {r['clipping']} | {fmt_num(r['lr'])} | {r['n_runs']} | {r['n_diverged']} | "
+            f"{r['n_spiked']} | {r['n_diverged_or_spiked']} | {fmt_num(r['fraction'], 2)} | "
+            f"{fmt_num(r['median_val_normalized_loss'])} | {r['n_not_finished']} |"
+            for r in numbers["divergence"]]
+    return head + (rows or ["| n/a | | | 0 | | | | n/a | n/a | |"])
 
 
 def _rise(value: Any) -> str:
@@ -163,25 +155,23 @@ def _rise(value: Any) -> str:
 
 
 def _loss_cliff_section(numbers: dict[str, Any]) -> list[str]:
-    lines = ["## Loss cliff (exploding experiment)", "",
-             f"From {contract.LOSS_CLIFF_FILE}, the slice of the batch loss along the update direction, L(θ − α·g/‖g‖), "
-             "at the step of each run's largest pre-clip gradient norm ‖g‖: how far up the wall the step the optimizer "
-             "took went, log10(loss after the step / loss at α = 1e-4), median over seeds (non-finite: the median "
-             "step landed on a non-finite loss), with the median ‖g‖ and the median length of the step taken ‖Δθ‖. "
-             "Then the first uphill step (the first update that multiplied its batch loss, before a run blows up): "
-             "how many seeds had one, its median step number and the same log10 rise for it.", "",
-             "| optimizer | clipping | lr | n seeds | median log10(loss after step / loss at α=1e-4) | "
-             "non-finite after step | median ‖g‖ | median ‖Δθ‖ | seeds with an uphill step | first uphill step | "
-             "its log10 rise |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in numbers["loss_cliff"]:
-        lines.append(f"| {r['optimizer']} | {r['clipping']} | {fmt_num(r['lr'])} | {r['n_seeds']} | "
-                     f"{_rise(r['median_log10_step_rise'])} | {r['n_nonfinite_after_step']} | "
-                     f"{fmt_num(r['median_grad_norm'])} | {fmt_num(r['median_step_size'])} | {r['n_first_uphill']} | "
-                     f"{fmt_num(r['median_first_uphill_step'])} | {_rise(r['median_log10_uphill_rise'])} |")
-    if not numbers["loss_cliff"]:
-        lines.append("| n/a | | | 0 | n/a | | n/a | n/a | 0 | n/a | n/a |")
-    return lines
+    head = ["## Loss cliff (exploding experiment)", "",
+            f"From {contract.LOSS_CLIFF_FILE}, the slice of the batch loss along the update direction, L(θ − α·g/‖g‖), "
+            "at the step of each run's largest pre-clip gradient norm ‖g‖: how far up the wall the step the optimizer "
+            "took went, log10(loss after the step / loss at α = 1e-4), median over seeds (non-finite: the median "
+            "step landed on a non-finite loss), with the median ‖g‖ and the median length of the step taken ‖Δθ‖. "
+            "Then the first uphill step (the first update that multiplied its batch loss, before a run blows up): "
+            "how many seeds had one, its median step number and the same log10 rise for it.", "",
+            "| optimizer | clipping | lr | n seeds | median log10(loss after step / loss at α=1e-4) | "
+            "non-finite after step | median ‖g‖ | median ‖Δθ‖ | seeds with an uphill step | first uphill step | "
+            "its log10 rise |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [f"| {r['optimizer']} | {r['clipping']} | {fmt_num(r['lr'])} | {r['n_seeds']} | "
+            f"{_rise(r['median_log10_step_rise'])} | {r['n_nonfinite_after_step']} | "
+            f"{fmt_num(r['median_grad_norm'])} | {fmt_num(r['median_step_size'])} | {r['n_first_uphill']} | "
+            f"{fmt_num(r['median_first_uphill_step'])} | {_rise(r['median_log10_uphill_rise'])} |"
+            for r in numbers["loss_cliff"]]
+    return head + (rows or ["| n/a | | | 0 | n/a | | n/a | n/a | 0 | n/a | n/a |"])
 
 
 def markdown(numbers: dict[str, Any]) -> str:
