@@ -25,7 +25,7 @@ import time
 import torch
 from torch import nn
 
-from rnn_gradients.tasks import AddingTask
+from rnn_gradients.tasks.adding import Adding
 
 LEFT_BASELINE = 0.15  # MSE: 0.9 × 1/6
 TRAIN_SET = 100_000  # their n_train
@@ -73,7 +73,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
-    task = AddingTask(100)
+    task = Adding(100)
     lstm, readout = nn.LSTM(2, args.hidden, batch_first=True), nn.Linear(args.hidden, 1)
     initialise(lstm, readout, args.init)
     params = list(lstm.parameters()) + list(readout.parameters())

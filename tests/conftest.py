@@ -111,3 +111,10 @@ def name_of(summary: dict) -> str:
     """`lstm_normclip_copy_T20_s1` from a summary, as the README describes run names."""
     arm = summary["model"] + ("" if summary["clipping"] == "none" else f"_{summary['clipping']}clip")
     return f"{arm}_{summary['task']}_T{summary['seq_len']}_s{summary['seed']}"
+
+
+def network(cell: str, input_size: int, hidden_size: int, output_size: int, **keys):
+    """A network of the registered cell `cell`, in the argument order the tests have always used."""
+    from rnn_gradients.networks import network_for
+
+    return network_for(cell, input_size, output_size, hidden_size=hidden_size, **keys)

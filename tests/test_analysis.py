@@ -11,14 +11,15 @@ import numpy as np
 import pytest
 
 from handmade_sweep import (
-    HIST_STEPS, HIST_TAG, N_JOBS, SPIKE_STEP, T_ARMS, VAL_BASE, VAL_STEPS, by_path, grad_norm_series, hist_counts,
-    make_sweep,
+    ARM_CELL, HIST_STEPS, HIST_TAG, N_JOBS, SPIKE_STEP, T_ARMS, VAL_BASE, VAL_STEPS, by_path, grad_norm_series,
+    hist_counts, make_sweep,
 )
 from rnn_gradients.analysis import (
     W_HH_HIST_TAG, aggregate_curves, detect_spikes, discover_run_dirs, divergence_table, final_loss_table,
     grad_flow_data, grad_flow_table, grad_histogram_data, grad_norm_data, learning_curve_data, load_runs,
     loss_vs_seq_len_data, read_run_events, rebin, scalar_toy_data, status_counts,
 )
+from rnn_gradients.cells import by_name
 
 
 @pytest.fixture(scope="module")
@@ -164,8 +165,9 @@ def test_final_loss_table(runs):
 def test_grad_norm_spike_detected_at_injected_step(runs):
     data = grad_norm_data(runs)
     assert (data["task"], data["seq_len"]) == ("adding", T_ARMS)
+    assert list(data["arms"]) == list(VAL_BASE)  # every arm of the sweep, in the registry's order
+    assert {a["seed"] for a in data["arms"].values()} == {0}  # the same seed in every arm
     lstm, clip = data["arms"]["LSTM"], data["arms"]["LSTM+clip"]
-    assert lstm["seed"] == 0 and clip["seed"] == 0
     assert lstm["steps"][lstm["spikes"]].tolist() == [SPIKE_STEP]
     assert not clip["spikes"].any()
     assert clip["threshold"] == 1.0
@@ -195,9 +197,15 @@ def test_grad_flow_ratios(runs):
     assert lstm["log10_ratio_c_init"] == pytest.approx(-(0.02 + 0.01) / 4 * (T_ARMS - 1))
     assert rows[("forget_bias", "LSTM", 5.0, 30)]["log10_ratio_c_init"] == pytest.approx(0.01 * 29)
     data = grad_flow_data(runs)
-    assert data["arms"]["seq_len"] == T_ARMS
-    assert data["arms"]["curves"][("RNN", "h")]["init_ratio"] == pytest.approx(-0.11 * (T_ARMS - 1))
-    assert list(data["forget_bias"]["curves"]) == [0.0, 5.0]
+    assert list(data["tasks"]) == ["adding"] and data["source"] == "arms experiment"
+    panel = data["tasks"]["adding"]
+    assert panel["seq_len"] == T_ARMS  # the largest of the task (the loose run is at T=20)
+    # every unclipped arm of the sweep, h for each and c where the cell has one; LSTM+clip is LSTM's twin
+    unclipped = [arm for arm in VAL_BASE if not arm.endswith("+clip")]
+    assert list(panel["curves"]) == [(arm, q) for arm in unclipped for q in by_name(ARM_CELL[arm][0]).states]
+    assert panel["curves"][("RNN", "h")]["init_ratio"] == pytest.approx(-0.11 * (T_ARMS - 1))
+    assert panel["curves"][("LSTM", "c")]["final_ratio"] == pytest.approx(-(0.02 + 0.01) / 4 * (T_ARMS - 1))
+    assert list(data["forget_bias"]["curves"]) == [0.0, 5.0] and data["forget_bias"]["cell"] == "LSTM"
 
 
 def test_histogram_heatmap_keeps_every_count(runs):

@@ -20,15 +20,16 @@ TRAIN = "rnn_gradients.train"
 FIGURES = "rnn_gradients.figures"
 SWEEP_REPORT = "rnn_gradients.sweep_report"
 BAD_INPUTS: list[tuple[str, list[str], list[str]]] = [
-    (TRAIN, ["model=gru"], ["model", "'lstm', 'rnn'"]),
+    (TRAIN, ["model=__nope__"], ["model", "'__nope__'", "'lstm'", "'rnn'"]),  # a value that can never become valid
     (TRAIN, ["optimizer=adamw"], ["optimizer", "'adam', 'rmsprop', 'sgd'"]),
-    (TRAIN, ["data=mnist"], ["data", "'adding', 'copy'"]),
+    (TRAIN, ["data=__nope__"], ["data", "'adding'", "'copy'"]),
     (TRAIN, ["clipping=clamp"], ["clipping", "'none', 'norm', 'value'"]),
     (TRAIN, ["-m", "model=rnn,lstmx"], ["model", "'lstmx'"]),
-    (TRAIN, ["data.seq_len=-5"], ["data.seq_len", "integer > 0"]),
-    (TRAIN, ["data.seq_len=0"], ["data.seq_len", "integer > 0"]),
-    (TRAIN, ["data.seq_len=ten"], ["data.seq_len", "integer > 0"]),
-    (TRAIN, ["data=adding", "data.seq_len=1"], ["data.seq_len", ">= 2"]),
+    (TRAIN, ["data.seq_len=-5"], ["data.seq_len", "integer >= 2"]),  # the default task: adding
+    (TRAIN, ["data.seq_len=0"], ["data.seq_len", "integer >= 2"]),
+    (TRAIN, ["data.seq_len=ten"], ["data.seq_len", "integer >= 2"]),
+    (TRAIN, ["data=adding", "data.seq_len=1"], ["data.seq_len", ">= 2", "adding task's minimum"]),
+    (TRAIN, ["data=temporal_order", "data.seq_len=3"], ["data.seq_len=3", ">= 4", "temporal_order task's minimum"]),
     (TRAIN, ["clipping=norm", "clipping.threshold=0"], ["clipping.threshold", "> 0"]),
     (TRAIN, ["clipping=value", "clipping.threshold=-1"], ["clipping.threshold", "> 0"]),
     (TRAIN, ["model.hidden_size=0"], ["model.hidden_size", "integer > 0"]),
@@ -41,7 +42,7 @@ BAD_INPUTS: list[tuple[str, list[str], list[str]]] = [
     (TRAIN, ["trainer.max_steps=0"], ["trainer.max_steps", "integer > 0"]),
     (TRAIN, ["seed=-1"], ["seed", ">= 0"]),
     (TRAIN, ["checkpoint.every_n_steps=-5"], ["checkpoint.every_n_steps", ">= 0"]),
-    (TRAIN, ["data.seq_len=2.5"], ["data.seq_len", "integer > 0"]),
+    (TRAIN, ["data.seq_len=2.5"], ["data.seq_len", "integer >= 2"]),
     (TRAIN, ["data=copy", "data.seq_len=0"], ["data.seq_len", "integer > 0"]),
     (TRAIN, ["data.val_size=0"], ["data.val_size", "integer > 0"]),
     (TRAIN, ["clipping=norm", "clipping.threshold=null"], ["clipping.threshold", "> 0"]),
@@ -49,7 +50,9 @@ BAD_INPUTS: list[tuple[str, list[str], list[str]]] = [
     (TRAIN, ["clipping.mode=l2"], ["clipping.mode", "'none', 'norm', 'value'"]),
     (TRAIN, ["optimizer=sgd", "optimizer.lr=-0.1"], ["optimizer.lr", "> 0"]),
     (TRAIN, ["optimizer=sgd", "optimizer.momentum=-1"], ["optimizer.momentum", ">= 0"]),
-    (TRAIN, ["model.cell=gru"], ["model.cell", "'rnn', 'lstm'"]),
+    (TRAIN, ["model._target_=__nope__.Cell"], ["model._target_='__nope__.Cell'", "cannot be imported"]),
+    (TRAIN, ["model._target_=rnn_gradients.tasks.copy.Copy"], ["model._target_", "subclass of rnn_gradients.cells.base.Cell"]),
+    (TRAIN, ["data._target_=rnn_gradients.cells.rnn.RNN"], ["data._target_", "subclass of rnn_gradients.tasks.base.Task"]),
     (TRAIN, ["model.forget_bias=abc"], ["model.forget_bias", "finite number, or null"]),
     (TRAIN, ["trainer.val_check_interval=0"], ["trainer.val_check_interval", "integer > 0"]),
     (TRAIN, ["trainer.precision=8"], ["trainer.precision", "'16-mixed'"]),
@@ -62,7 +65,8 @@ BAD_INPUTS: list[tuple[str, list[str], list[str]]] = [
     (TRAIN, ["logger.flush_secs=0"], ["logger.flush_secs", "> 0"]),
     (TRAIN, ["model=lstm", "model.nonlinearity=relu"], ["model.nonlinearity", "model=lstm", "'forget_bias'"]),
     (TRAIN, ["arm=rnn", "model.forget_bias=3"], ["model.forget_bias", "arm=rnn", "'nonlinearity'"]),
-    (TRAIN, ["-m", "data.seq_len=10,-5"], ["data.seq_len=-5", "integer > 0"]),  # every value of a sweep
+    (TRAIN, ["-m", "data.seq_len=10,-5"], ["data.seq_len=-5", "integer >= 2"]),  # every value of a sweep
+    (TRAIN, ["-m", "data=copy,temporal_order", "data.seq_len=3"], ["data.seq_len=3", "temporal_order"]),
     (TRAIN, ["-m", "model=rnn,lstm", "optimizer.lr=0.1,0"], ["optimizer.lr=0", "> 0"]),
     (TRAIN, ["ckpt_path={tmp}/missing.ckpt"], ["ckpt_path", "no such file"]),
     (TRAIN, ["ckpt_path={tmp}/garbage.ckpt"], ["ckpt_path", "not a loadable checkpoint"]),

@@ -1,10 +1,9 @@
-"""The benchmark (scripts/bench): its pure parts directly, and `python scripts/bench --tiny` (slow: a
-subprocess of about a minute) exits 0 and writes a well-formed bench.json.
+"""The benchmark (scripts/bench): its pure parts and its probe section at tiny sizes directly, and `python
+scripts/bench --tiny` (slow: a subprocess of about a minute) exits 0 and writes a well-formed bench.json.
 
-Only the report's form and internal consistency are checked (rows present, positive medians, ratios
-that are the quotients of the reported medians, a least-squares line that fits the reported points,
-each recomputed here independently), never whether a measured ratio meets its target: timings depend
-on the machine and its load.
+Only the report's form and internal consistency are checked (rows present, positive medians, ratios that are
+the quotients of the reported medians, a least-squares line that fits the reported points, each recomputed
+here independently), never whether a measured ratio meets its target: timings depend on the machine and load.
 """
 
 from __future__ import annotations
@@ -25,6 +24,8 @@ from conftest import ROOT, cli_env
 sys.path.insert(0, str(ROOT / "scripts"))  # the benchmark is a development tool, not part of the package
 
 from bench.config import cadence_classes, class_of  # noqa: E402
+from bench.modes import MODELS, TINY  # noqa: E402
+from bench.rows_probe import bench_probe  # noqa: E402
 from bench.rows_sweep import SweepRun, sweep_throughput  # noqa: E402
 from bench.stats import counterbalanced, error_row, info_row, interleave, linear_fit, ratio_row, side, skip_row  # noqa: E402
 from bench.turns import Participant, Turns, TurnTaker, alternate, counted_window, steps_needed  # noqa: E402
@@ -63,13 +64,28 @@ def check_side(side: dict) -> None:
     assert side["unit"] in ("ms", "s")
 
 
+def check_probe_rows(rows: list[dict], settings: dict) -> None:
+    """Issue 18's probe rows: one per model and T, judged against <= 1.25, the ratio the quotient of the medians
+    of the samples recorded, both sides as many interleaved calls, both probes measuring the same gradients."""
+    assert [r["id"] for r in rows] == [f"probe/{m}/T={t}" for t in settings["probe_seq_lens"] for m in MODELS]
+    for row in rows:
+        a, b, d = row["a"], row["b"], row["details"]
+        assert row["group"] == "probe" and row["target"] == {"op": "<=", "value": 1.25}, row["id"]
+        check_side(a)
+        check_side(b)
+        assert a["n"] == b["n"] == d["rounds"] >= settings["probe_min_rounds"]
+        assert close(row["ratio"], statistics.median(a["samples"]) / statistics.median(b["samples"]))
+        assert row["status"] == ("pass" if row["ratio"] <= 1.25 else "fail"), row["id"]
+        assert (d["dtype"], d["hidden"], d["task"]) == ("float64", settings["probe_hidden"], "adding")
+        assert max(d["agreement_max_rel_diff"].values()) < 1e-9  # the same curves, to float64 rounding
+
+
 @pytest.mark.slow
 def test_table_and_machine(tiny):
     proc, report = tiny
     assert report["mode"] == "tiny"
     m = report["machine"]
-    for key in ("cpu_model", "cores", "usable_cores", "torch", "torch_threads", "date"):
-        assert m[key] not in (None, ""), key
+    assert all(m[key] not in (None, "") for key in ("cpu_model", "cores", "usable_cores", "torch", "torch_threads", "date")), m
     assert m["torch"] == torch.__version__ and m["cores"] >= 1 and m["torch_threads"] >= 1
     assert "Traceback" not in proc.stderr
     for row in report["rows"]:  # the table on stdout lists every row with its status
@@ -82,20 +98,14 @@ def test_every_expected_row_is_present(tiny):
     assert all(r["status"] in STATUSES for r in report["rows"]), [(r["id"], r["status"], r.get("reason")) for r in report["rows"]]
     seq_lens = report["settings"]["seq_lens"]
     ids = {r["id"] for r in report["rows"]}
-    for group in RATIO_GROUPS:
-        for model in ("rnn", "lstm"):
-            for seq_len in seq_lens:
-                assert f"{group}/{model}/T={seq_len}" in ids
+    assert {f"{group}/{model}/T={seq_len}" for group in RATIO_GROUPS for model in MODELS for seq_len in seq_lens} <= ids
     assert {"scaling/rnn", "scaling/lstm", "startup/train", "gpu/lstm",
-            "threads/all_cores_vs_one", "threads/omp_active_vs_passive"} <= ids
-    for model in report["settings"]["sweep_models"]:
-        assert f"sweep/{model}/parallel_vs_basic" in ids
-    assert "sweep/lstm/parallel_vs_basic_1thread" in ids
+            "threads/all_cores_vs_one", "threads/omp_active_vs_passive", "sweep/lstm/parallel_vs_basic_1thread"} <= ids
+    assert {f"sweep/{model}/parallel_vs_basic" for model in report["settings"]["sweep_models"]} <= ids
     # rows 1-2 again, one fresh process per sample (the shortest step)
     assert {f"template_vs_plain_fresh/rnn/T={seq_lens[0]}", f"observatory_overhead_fresh/rnn/T={seq_lens[0]}"} <= ids
-    for model in ("rnn", "lstm"):
-        assert f"denormals/{model}/T={seq_lens[-1]}" in ids
-        assert f"malloc/{model}/T={seq_lens[0]}" in ids
+    assert {f"{kind}/{model}/T={t}" for kind, t in (("denormals", seq_lens[-1]), ("malloc", seq_lens[0])) for model in MODELS} <= ids
+    check_probe_rows(rows_of(report, "probe"), report["settings"])
     assert len(ids) == len(report["rows"])  # no duplicates
 
 
@@ -136,20 +146,16 @@ def test_scaling_line_fits_the_reported_points(tiny):
     rows = rows_of(report, "scaling")
     ids = {r["id"] for r in rows}
     assert {"scaling/lstm", "scaling/rnn"} <= ids  # and, where flush-to-zero exists, the same with it
-    other_fp = {f"scaling/{m}/{s}" for m in ("rnn", "lstm") for s in ("flush_denormal", "denormals_kept")}
-    assert ids - {"scaling/lstm", "scaling/rnn"} <= other_fp
+    assert ids - {"scaling/lstm", "scaling/rnn"} <= {f"scaling/{m}/{s}" for m in MODELS for s in ("flush_denormal", "denormals_kept")}
     for row in rows:
         points = row["points"]
         assert [p["T"] for p in points] == report["settings"]["scaling_seq_lens"]
         for p in points:
             check_side({**p, "unit": "ms"})
         xs, ys = [p["T"] for p in points], [p["median"] for p in points]
-        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
-        intercept = my - slope * mx
+        slope, intercept = statistics.linear_regression(xs, ys)
         fit = row["fit"]
-        assert math.isclose(fit["slope_ms_per_step"], slope, rel_tol=1e-6, abs_tol=1e-9)
-        assert math.isclose(fit["intercept_ms"], intercept, rel_tol=1e-6, abs_tol=1e-9)
+        assert (fit["slope_ms_per_step"], fit["intercept_ms"]) == pytest.approx((slope, intercept), rel=1e-6, abs=1e-9)
         devs = [abs(y - (intercept + slope * x)) / y for x, y in zip(xs, ys)]
         assert math.isclose(fit["worst_relative_deviation"], max(devs), rel_tol=1e-6, abs_tol=1e-9)
         assert fit["worst_at_T"] == xs[devs.index(max(devs))]
@@ -160,9 +166,8 @@ def test_sweep_throughput_split():
     seq = [SweepRun(wall_s=50.0, job_s=[10.0, 10.0, 10.0, 10.0])]
     par = [SweepRun(wall_s=30.0, job_s=[11.0, 11.0, 12.0, 11.0])]
     split = sweep_throughput(seq, par)
-    assert split["steady_state_speedup"] == pytest.approx(2 * 10.0 / 11.0)  # median job times
-    assert split["overhead_s_sequential"] == pytest.approx(50.0 - 40.0)
-    assert split["overhead_s_parallel"] == pytest.approx(30.0 - 45.0 / 2)
+    assert (split["steady_state_speedup"], split["overhead_s_sequential"], split["overhead_s_parallel"]) == pytest.approx(
+        (2 * 10.0 / 11.0, 50.0 - 40.0, 30.0 - 45.0 / 2))  # speed-up from the median job times
 
 
 @pytest.mark.slow
@@ -180,8 +185,7 @@ def test_sweep_rows_split_their_speedup(tiny):
         # the split, recomputed from the runs' own times
         seq_job = statistics.median([t for r in runs["basic"] for t in r.job_s])
         par_job = statistics.median([t for r in runs["parallel"] for t in r.job_s])
-        assert d["job_s_sequential"] == pytest.approx(seq_job)
-        assert d["job_s_parallel"] == pytest.approx(par_job)
+        assert (d["job_s_sequential"], d["job_s_parallel"]) == pytest.approx((seq_job, par_job))
         assert d["steady_state_speedup"] == pytest.approx(2 * seq_job / par_job)
         assert d["overhead_s_sequential"] == pytest.approx(statistics.median([r.wall_s - sum(r.job_s) for r in runs["basic"]]))
         assert d["overhead_s_parallel"] == pytest.approx(
@@ -194,8 +198,7 @@ def test_startup_row_has_its_breakdown(tiny):
     (row,) = rows_of(report, "startup")
     check_side(row["a"])
     b = row["details"]["breakdown"]
-    assert b["launch_to_job_start_s"] > 0 and b["imports_s"] > 0
-    assert b["launch_to_job_start_s"] < row["a"]["median"] <= b["command_total_s"] + 1e-6
+    assert 0 < b["launch_to_job_start_s"] < row["a"]["median"] <= b["command_total_s"] + 1e-6 and b["imports_s"] > 0
     assert 0 < b["first_step_end_to_exit_s"] < b["command_total_s"]
     assert row["details"]["import_top"]["top"]
 
@@ -205,11 +208,8 @@ def test_startup_row_has_its_breakdown(tiny):
 def test_gpu_row(tiny, group, row_id):
     _, report = tiny
     (row,) = rows_of(report, group)
-    assert row["id"] == row_id
-    if torch.cuda.is_available():
-        assert row["status"] in ("pass", "fail")
-    else:
-        assert row["status"] == "skipped" and "cuda" in row["reason"].lower()
+    assert row["id"] == row_id and row["status"] in (("pass", "fail") if torch.cuda.is_available() else ("skipped",))
+    assert torch.cuda.is_available() or "cuda" in row["reason"].lower()
 
 
 # ------------------------------------------------------------------ the pure parts, without a subprocess
@@ -233,11 +233,14 @@ def test_side_and_ratio_row_judge_the_quotient_of_medians():
     assert error["status"] == "error" and error["reason"].startswith("ValueError: x") and len(error["reason"]) == 2000
 
 
+def test_probe_rows_in_process():
+    """The probe section alone at --tiny sizes (a second or two): the same form as in the report."""
+    check_probe_rows(bench_probe(TINY), vars(TINY))
+
+
 def test_linear_fit_is_least_squares():
     xs, ys = [5, 10, 20, 40, 80], [1.1, 1.9, 4.2, 7.8, 16.5]
-    slope, intercept = linear_fit(xs, ys)
-    expected = statistics.linear_regression(xs, ys)
-    assert slope == pytest.approx(expected.slope) and intercept == pytest.approx(expected.intercept)
+    assert linear_fit(xs, ys) == pytest.approx(tuple(statistics.linear_regression(xs, ys)))  # (slope, intercept)
 
 
 def test_variants_alternate_in_counterbalanced_order():
@@ -248,11 +251,8 @@ def test_variants_alternate_in_counterbalanced_order():
 
 
 def test_cadence_classes_partition_the_steps():
-    cfg = OmegaConf.create({
-        "callbacks": {"hist": {"every_n_steps": 100}, "flow": {"plot_every_n_steps": 500}, "off": None,
-                      "norms": {"log_every_n_steps": 1}},
-        "checkpoint": {"every_n_steps": 250},
-    })
+    cfg = OmegaConf.create({"callbacks": {"hist": {"every_n_steps": 100}, "flow": {"plot_every_n_steps": 500}, "off": None,
+                                          "norms": {"log_every_n_steps": 1}}, "checkpoint": {"every_n_steps": 250}})
     classes, freq, reps = cadence_classes(cfg)
     assert classes == [(), (100,), (250,), (100, 250, 500)]  # every 500th step is also a 100th and a 250th
     assert [round(freq[c] * 500) for c in classes] == [494, 4, 1, 1]

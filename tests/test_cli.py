@@ -84,8 +84,8 @@ def test_sweep_summaries(sweep):
         s = read_summary(run_dir)
         cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
         # the summary describes the job Hydra actually ran
-        assert s["model"] == cfg.model.cell
-        assert s["task"] == cfg.data.name
+        assert cfg.model._target_.rsplit(".", 1)[-1].lower() == s["model"]  # rnn_gradients.cells.lstm.LSTM
+        assert cfg.data._target_.split(".")[-2] == s["task"]  # rnn_gradients.tasks.copy.Copy
         assert s["clipping"] == cfg.clipping.mode
         overrides = OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")
         assert f"model={s['model']}" in overrides
@@ -211,7 +211,7 @@ def test_arm_preset_lstm_clip(single, seeds):
         assert s["clipping"] == "norm"
         assert s["clip_threshold"] == 1.0
     cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
-    assert cfg.model.cell == "lstm" and cfg.clipping.mode == "norm"
+    assert cfg.model._target_ == "rnn_gradients.cells.lstm.LSTM" and cfg.clipping.mode == "norm"
 
 
 def test_seeds_differ_and_repeat(seeds):

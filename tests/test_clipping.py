@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from rnn_gradients.clipping import GradientClipper
-from rnn_gradients.networks import RecurrentNetwork
+from conftest import network
 
 # Lightning 2.6 vs torch 2.13 deprecation notice, unrelated to this project
 pytestmark = pytest.mark.filterwarnings("ignore:.*isinstance\\(treespec, LeafSpec\\).*")
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*isinstance\\(treespec, LeafSpe
 def model_with_grads(seed: int = 0, scale: float = 1.0) -> nn.Module:
     """A small LSTM network whose .grad buffers hold a real backward pass (one parameter has none)."""
     torch.manual_seed(seed)
-    net = RecurrentNetwork("lstm", 3, 8, 2, num_layers=2, forget_bias=1.0)
+    net = network("lstm", 3, 8, 2, num_layers=2, forget_bias=1.0)
     x = torch.randn(4, 7, 3)
     (net(x, last_only=False).pow(2).sum() * scale).backward()
     net.rnn.bias_hh_l1.grad = None  # parameters without a gradient must be skipped, not crash

@@ -18,7 +18,8 @@ from rnn_gradients.analysis import gradient_paths_data, gradient_paths_table, lo
 from rnn_gradients.figures import gradient_paths
 from rnn_gradients.figures.style import FigureSkipped
 from rnn_gradients.observatory.gradient_flow import GradFlowLogger
-from rnn_gradients.reference import cell_gradient_paths, time_gradient_norms, unrolled_forward
+from rnn_gradients.observatory.probe import time_gradient_norms
+from unrolled_twin import cell_gradient_paths, unrolled_forward
 from rnn_gradients.run import build
 
 PROBE, PROBE_SEED = 6, 11
@@ -80,7 +81,7 @@ def test_carry_and_output_add_up_to_the_autograd_cell_gradient(tmp_path, num_lay
     torch.testing.assert_close(carry + output, grad_c, rtol=0, atol=1e-9 * float(scale))
     assert torch.equal(carry[-1], torch.zeros_like(carry[-1]))  # no carry path out of the last step
     assert bool((carry[:-1] != 0).any()) and bool((output != 0).all())
-    # the reference's split of its own pass: the same vectors
+    # the twin's split of its own pass: the same vectors
     with torch.enable_grad():
         predictions, trace = unrolled_forward(module.network, x, last_only=not module.task.per_step_output)
         loss = module.task.loss(predictions, y)
@@ -91,7 +92,9 @@ def test_carry_and_output_add_up_to_the_autograd_cell_gradient(tmp_path, num_lay
     torch.testing.assert_close(ref_output, output, rtol=1e-9, atol=1e-12 * float(scale))
     # what the probe keeps: the norms (over batch and units) of these vectors, at every t
     result = time_gradient_norms(module.network, module.task, x, y, layer=layer)
-    np.testing.assert_allclose(result.cell_carry.numpy(), carry.flatten(1).norm(dim=1).numpy(), rtol=1e-10)
+    np.testing.assert_allclose(result.norms["c_via_carry"].numpy(), carry.flatten(1).norm(dim=1).numpy(), rtol=1e-10)
+    np.testing.assert_allclose(result.norms["c_via_output"].numpy(), output.flatten(1).norm(dim=1).numpy(), rtol=1e-10)
+    np.testing.assert_allclose(result.norms["c"].numpy(), grad_c.flatten(1).norm(dim=1).numpy(), rtol=1e-10)
     measure_with_callback(module, tmp_path, layer)
     saved = np.load(tmp_path / "grad_flow.npz")
     assert saved["c_via_carry"].shape == saved["c_via_output"].shape == saved["c"].shape == (1, T)
@@ -112,12 +115,15 @@ def test_rnn_keeps_empty_paths_and_the_state_survives_weights_only_load(tmp_path
     state = torch.load(tmp_path / "state.pt", weights_only=True)
     restored = GradFlowLogger(output_dir=str(tmp_path / "restored"))
     restored.load_state_dict(state)
-    for key in ("c_via_carry", "c_via_output"):
-        np.testing.assert_array_equal(np.stack(restored.path_curves[key]), np.stack(flow.path_curves[key]))
+    for key in ("h", "c", "c_via_carry", "c_via_output"):
+        np.testing.assert_array_equal(np.stack(restored.curves[key]), np.stack(flow.curves[key]))
     # a checkpoint from before the paths were measured: NaN rows (not measured) for its steps
     old = {k: v for k, v in state.items() if k not in ("c_via_carry", "c_via_output")}
     restored.load_state_dict(old)
-    assert len(restored.path_curves["c_via_carry"]) == 2 and np.isnan(restored.path_curves["c_via_carry"][0]).all()
+    restored._probe = flow._probe
+    restored.measure(types.SimpleNamespace(global_step=6, loggers=[]), lstm)
+    carry = np.stack(restored.curves["c_via_carry"])
+    assert carry.shape == (3, 7) and np.isnan(carry[:2]).all() and np.isfinite(carry[2]).all()
 
 
 SMALL = ["model.hidden_size=8", "data.seq_len=12", "data.batch_size=8", "data.val_size=32", "num_threads=1",

@@ -1,4 +1,4 @@
-"""The initialisation knobs of rnn_gradients.networks: orthogonal and spectral recurrent weights, the
+"""The initialisation knobs of the fused cells (rnn_gradients.cells.fused_layers, cells/lstm.py): orthogonal and spectral recurrent weights, the
 forget-gate bias shift, the nonlinearity, and refusing unknown cells and inits."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from rnn_gradients.networks import RecurrentNetwork, recurrent_blocks
+from conftest import network
+from rnn_gradients.cells.fused_layers import recurrent_blocks
 
 
 # ----------------------------------------------------------------------------- initialisation
@@ -17,7 +18,7 @@ from rnn_gradients.networks import RecurrentNetwork, recurrent_blocks
 @pytest.mark.parametrize("cell", ["rnn", "lstm"])
 def test_orthogonal_init(cell, num_layers):
     torch.manual_seed(0)
-    net = RecurrentNetwork(cell, 3, 12, 2, num_layers=num_layers, init="orthogonal")
+    net = network(cell, 3, 12, 2, num_layers=num_layers, init="orthogonal")
     gates = 4 if cell == "lstm" else 1
     for layer in range(num_layers):
         w = getattr(net.rnn, f"weight_hh_l{layer}").detach().double()
@@ -34,7 +35,7 @@ def test_orthogonal_init(cell, num_layers):
 @pytest.mark.parametrize("cell", ["rnn", "lstm"])
 def test_spectral_init(cell, num_layers, radius):
     torch.manual_seed(0)
-    net = RecurrentNetwork(cell, 3, 10, 2, num_layers=num_layers, init="spectral", spectral_radius=radius)
+    net = network(cell, 3, 10, 2, num_layers=num_layers, init="spectral", spectral_radius=radius)
     for layer in range(num_layers):
         w = getattr(net.rnn, f"weight_hh_l{layer}").detach().double()
         blocks = w.split(10, dim=0)
@@ -46,9 +47,9 @@ def test_spectral_init(cell, num_layers, radius):
 
 def test_spectral_init_only_rescales_torch_init():
     torch.manual_seed(5)
-    default = RecurrentNetwork("lstm", 3, 10, 2, init="default")
+    default = network("lstm", 3, 10, 2, init="default")
     torch.manual_seed(5)
-    spectral = RecurrentNetwork("lstm", 3, 10, 2, init="spectral", spectral_radius=0.9)
+    spectral = network("lstm", 3, 10, 2, init="spectral", spectral_radius=0.9)
     for b_def, b_spec in zip(recurrent_blocks(default.rnn, 0), recurrent_blocks(spectral.rnn, 0)):
         scale = (b_spec / b_def).flatten()
         torch.testing.assert_close(scale, scale[0].expand_as(scale), rtol=1e-4, atol=0)
@@ -61,7 +62,7 @@ def test_glorot_init_is_arjovskys(cell, hidden, inputs):
     """Every gate block of W_ih and W_hh and the readout uniform in ±sqrt(6/(fan_in+fan_out)), as in
     amarshah/complex_RNN's initialize_matrix; biases 0 but the forget bias, which is added as usual."""
     torch.manual_seed(0)
-    net = RecurrentNetwork(cell, inputs, hidden, 1, init="glorot", forget_bias=1.0 if cell == "lstm" else None)
+    net = network(cell, inputs, hidden, 1, init="glorot", forget_bias=1.0 if cell == "lstm" else None)
     gates = 4 if cell == "lstm" else 1
     matrices = [(net.rnn.weight_ih_l0, inputs, gates), (net.rnn.weight_hh_l0, hidden, gates), (net.readout.weight, hidden, 1)]
     for weight, fan_in, blocks in matrices:
@@ -82,9 +83,9 @@ def test_glorot_init_is_arjovskys(cell, hidden, inputs):
 def test_forget_bias_shift(num_layers, forget_bias):
     H = 7
     torch.manual_seed(42)
-    base = RecurrentNetwork("lstm", 3, H, 2, num_layers=num_layers, forget_bias=0.0)
+    base = network("lstm", 3, H, 2, num_layers=num_layers, forget_bias=0.0)
     torch.manual_seed(42)
-    shifted = RecurrentNetwork("lstm", 3, H, 2, num_layers=num_layers, forget_bias=forget_bias)
+    shifted = network("lstm", 3, H, 2, num_layers=num_layers, forget_bias=forget_bias)
     for layer in range(num_layers):
         total = lambda net: (
             getattr(net.rnn, f"bias_ih_l{layer}") + getattr(net.rnn, f"bias_hh_l{layer}")
@@ -103,7 +104,7 @@ def test_forget_bias_shift(num_layers, forget_bias):
 @pytest.mark.parametrize("forget_bias", [0.0, None])
 def test_zero_forget_bias_is_torch_default(forget_bias):
     torch.manual_seed(3)
-    net = RecurrentNetwork("lstm", 4, 9, 2, num_layers=2, forget_bias=forget_bias)
+    net = network("lstm", 4, 9, 2, num_layers=2, forget_bias=forget_bias)
     torch.manual_seed(3)
     plain = nn.LSTM(4, 9, 2, batch_first=True)
     plain_params = dict(plain.named_parameters())
@@ -114,7 +115,7 @@ def test_zero_forget_bias_is_torch_default(forget_bias):
 
 def test_rnn_ignores_forget_bias():
     torch.manual_seed(3)
-    a = RecurrentNetwork("rnn", 4, 9, 2, forget_bias=5.0)
+    a = network("rnn", 4, 9, 2, forget_bias=5.0)
     torch.manual_seed(3)
     plain = nn.RNN(4, 9, 1, batch_first=True)
     for (n, p), (_, q) in zip(a.rnn.named_parameters(), plain.named_parameters()):
@@ -123,7 +124,7 @@ def test_rnn_ignores_forget_bias():
 
 def test_nonlinearity_is_used():
     torch.manual_seed(0)
-    relu = RecurrentNetwork("rnn", 3, 8, 2, nonlinearity="relu")
+    relu = network("rnn", 3, 8, 2, nonlinearity="relu")
     x = torch.randn(2, 5, 3)
     states, _ = relu.rnn(x)
     assert relu.rnn.nonlinearity == "relu"
@@ -132,7 +133,7 @@ def test_nonlinearity_is_used():
 
 def test_forward_last_only_shapes():
     torch.manual_seed(0)
-    net = RecurrentNetwork("lstm", 3, 8, 2)
+    net = network("lstm", 3, 8, 2)
     x = torch.randn(4, 6, 3)
     full = net(x, last_only=False)
     last = net(x, last_only=True)
@@ -143,8 +144,8 @@ def test_forward_last_only_shapes():
 @pytest.mark.parametrize(
     "kwargs,key",
     [
-        ({"cell": "gru"}, "model.cell"),
-        ({"cell": "RNN"}, "model.cell"),
+        ({"cell": "__nope__"}, "no registered cell"),
+        ({"cell": "RNN"}, "no registered cell"),  # names are the cells' own, lower case
         ({"cell": "rnn", "init": "xavier"}, "model.init"),
         ({"cell": "lstm", "init": "Orthogonal"}, "model.init"),
     ],
@@ -152,4 +153,4 @@ def test_forward_last_only_shapes():
 def test_bad_cell_or_init_raises(kwargs, key):
     kwargs = {"input_size": 3, "hidden_size": 4, "output_size": 2, **kwargs}
     with pytest.raises(ValueError, match=key):
-        RecurrentNetwork(**kwargs)
+        network(**kwargs)

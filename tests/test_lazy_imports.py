@@ -32,11 +32,11 @@ def test_command_line_modules_import_no_torch():
     assert set(loaded_heavy("import rnn_gradients.run")) >= {"torch", "lightning"}
 
 
-def test_task_names_match_the_tasks():
-    from rnn_gradients.choices import TASK_NAMES
-    from rnn_gradients.tasks import TASKS
-
-    assert sorted(TASKS) == sorted(TASK_NAMES)
+def test_the_registries_are_torch_free():
+    """The command line reads every built-in cell's and task's declarations (names, rules, labels)."""
+    assert loaded_heavy("from rnn_gradients import cells, tasks\n"
+                        "cells.registered(), tasks.registered(), cells.arm_order()\n"
+                        "[t.baseline(10) for t in tasks.registered()]") == []
 
 
 def imported_modules(importtime_stderr: str) -> set[str]:
@@ -46,8 +46,9 @@ def imported_modules(importtime_stderr: str) -> set[str]:
 
 def test_bad_input_is_refused_before_torch_loads(tmp_path):
     for args, message in (
-        (["model=foo"], "model must be one of ['lstm', 'rnn']"),
-        (["data.seq_len=-3"], "data.seq_len must be an integer > 0"),
+        (["model=__nope__"], "model must be one of ["),
+        (["data=temporal_order", "data.seq_len=3"], "the temporal_order task's minimum"),
+        (["data.seq_len=-3"], "data.seq_len must be an integer >= 2"),
         (["clipping=norm", "clipping.threshold=0"], "clipping.threshold"),
     ):
         proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "rnn_gradients.train", *args], cwd=tmp_path,

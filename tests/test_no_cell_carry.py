@@ -8,13 +8,13 @@ import torch
 from torch import nn
 
 from conftest import TINY, compose_config, read_summary, run_cli
-from rnn_gradients.networks import RecurrentNetwork
-from rnn_gradients.reference import unrolled_forward
+from conftest import network
+from unrolled_twin import unrolled_forward
 
 
-def no_carry_net(num_layers: int, hidden: int = 6, seed: int = 0) -> RecurrentNetwork:
+def no_carry_net(num_layers: int, hidden: int = 6, seed: int = 0):
     torch.manual_seed(seed)
-    return RecurrentNetwork("lstm", 3, hidden, 2, num_layers=num_layers, cell_carry=False).double()
+    return network("lstm", 3, hidden, 2, num_layers=num_layers, cell_carry=False).double()
 
 
 @pytest.mark.parametrize("num_layers", [1, 2])
@@ -62,9 +62,9 @@ def test_unrolled_twin_matches_outputs_and_gradients(num_layers, last_only):
 def test_the_default_lstm_is_unchanged():
     """cell_carry=true (the default) builds exactly the LSTM it always did."""
     torch.manual_seed(0)
-    default = RecurrentNetwork("lstm", 3, 6, 2, forget_bias=1.0)
+    default = network("lstm", 3, 6, 2, forget_bias=1.0)
     torch.manual_seed(0)
-    explicit = RecurrentNetwork("lstm", 3, 6, 2, forget_bias=1.0, cell_carry=True)
+    explicit = network("lstm", 3, 6, 2, forget_bias=1.0, cell_carry=True)
     assert isinstance(default.rnn, nn.LSTM)
     for (name, a), (_, b) in zip(default.state_dict().items(), explicit.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
@@ -72,7 +72,7 @@ def test_the_default_lstm_is_unchanged():
 
 def test_arm_preset_trains_on_the_fused_kernel_and_stays_closed(tmp_path):
     cfg = compose_config(["arm=lstm_no_carry"])
-    assert cfg.model.cell == "lstm" and cfg.model.cell_carry is False and cfg.clipping.mode == "none"
+    assert cfg.model._target_.endswith(".LSTM") and cfg.model.cell_carry is False and cfg.clipping.mode == "none"
     result = run_cli([*TINY, "arm=lstm_no_carry", "trainer.max_steps=6", f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "has no effect" not in result.stdout + result.stderr  # the preset sets no forget bias to ignore

@@ -114,7 +114,7 @@ def cell_time_grad_norms(net, task, x, y) -> tuple[np.ndarray, np.ndarray | None
     """Independent ||dL/dh_t||, ||dL/dc_t||: torch's own nn.RNNCell / nn.LSTMCell (one layer), sharing
     the network's parameters, stepped through time with retain_grad on every state."""
     rnn = net.rnn
-    if net.cell == "lstm":
+    if net.cell.name == "lstm":
         cell = torch.nn.LSTMCell(rnn.input_size, rnn.hidden_size)
     else:
         cell = torch.nn.RNNCell(rnn.input_size, rnn.hidden_size, nonlinearity=rnn.nonlinearity)
@@ -124,7 +124,7 @@ def cell_time_grad_norms(net, task, x, y) -> tuple[np.ndarray, np.ndarray | None
     c = torch.zeros_like(h)
     hs, cs = [], []
     for t in range(x.shape[1]):
-        if net.cell == "lstm":
+        if net.cell.name == "lstm":
             h, c = cell(x[:, t], (h, c))
             c.retain_grad()
             cs.append(c)

@@ -1,8 +1,10 @@
 """The cheap paths the observatory takes to stay within its time budget compute the same values as the
 slow, obvious ones: bincount histograms vs numpy, one multi-value event vs add_scalar, gate statistics
-from the gradient-flow probe's trace vs their own unrolled pass, glibc keeping freed memory."""
+against the hand-written twin's gates, glibc keeping freed memory."""
 
 from __future__ import annotations
+
+import copy
 
 import subprocess
 import sys
@@ -14,9 +16,9 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.tensorboard import SummaryWriter
 
+from unrolled_twin import unrolled_forward
 from conftest import compose_config
 from rnn_gradients.observatory.gate_stats import GateStatsLogger
-from rnn_gradients.observatory.gradient_flow import GradFlowLogger
 from rnn_gradients.observatory.tensorboard_io import add_histogram, add_scalars
 from rnn_gradients.runtime import keep_freed_memory
 from rnn_gradients.run import build
@@ -64,30 +66,27 @@ def test_scalars_in_one_event_read_back_like_add_scalar(tmp_path):
     assert acc.Scalars("b")[0].value == pytest.approx(1e-30)
 
 
-def test_gate_stats_from_the_grad_flow_trace_equal_their_own_pass(tmp_path):
-    cfg = compose_config(["model=lstm", "model.hidden_size=16", "data.seq_len=30"])
+@pytest.mark.parametrize("layers", [1, 2])
+def test_gate_stats_equal_the_twins_gates(layers):
+    """GateStatsLogger's gates (the LSTM module's own computation, one fused pass per layer) against the
+    hand-written twin's trace of the same probe batch (tests/unrolled_twin.py), every layer."""
+    cfg = compose_config(["model=lstm", "model.hidden_size=16", "data.seq_len=30", f"model.num_layers={layers}"])
     module, _ = build(cfg)
 
-    class FakeTrainer:  # what the callbacks read from a trainer
+    class FakeTrainer:  # what the callback reads from a trainer
         global_step = 40
         loggers: list = []
 
-    flow = GradFlowLogger(every_n_steps=1, probe_size=8, plot_every_n_steps=0)
-    own, shared = GateStatsLogger(probe_size=8), GateStatsLogger(probe_size=8)
-    trainer = FakeTrainer()
-    trainer.callbacks = [flow, shared]
-    for callback in (flow, own, shared):
-        callback.on_train_start(trainer, module)  # step 40 is not 0: nothing measured yet
-    alone = own.measure(trainer, module)
-    assert shared._shared_trace(trainer) is None  # the probe has not run at this step
-    flow.measure(trainer, module)
-    assert shared._shared_trace(trainer) is flow.last_measured[1].trace
-    reused = shared.measure(trainer, module)
-    assert alone.keys() == reused.keys() == {"input_l0", "forget_l0", "output_l0"}
-    for name in alone:  # float32 own pass vs the float64 probe: equal to float32 precision
-        torch.testing.assert_close(reused[name], alone[name], rtol=1e-5, atol=1e-6)
-    flow.on_train_batch_start(trainer, module, None, 0)
-    assert flow.last_measured is None  # the trace is not kept beyond its step
+    stats = GateStatsLogger(probe_size=8)
+    stats.on_train_start(FakeTrainer(), module)  # step 40 is not 0: nothing measured yet
+    measured = stats.measure(FakeTrainer(), module)
+    x, _ = module.task.sample(8, torch.Generator().manual_seed(stats.probe_seed))
+    _, trace = unrolled_forward(copy.deepcopy(module.network).double(), x.double(), last_only=True)
+    assert sorted(measured) == sorted(f"{g}_l{k}" for g in ("input", "forget", "output") for k in range(layers))
+    for layer in range(layers):
+        for gate, values in trace.gates[layer].items():
+            expected = torch.stack(values, dim=1).float()  # (batch, T, hidden)
+            torch.testing.assert_close(measured[f"{gate}_l{layer}"], expected, rtol=1e-5, atol=1e-6)
 
 
 FAULTS = textwrap.dedent("""
@@ -135,7 +134,7 @@ FINAL_GC = textwrap.dedent("""
         print(atexit._ncallbacks() - before, flush=True)
     elif sys.argv[1] == "cli":  # the real entry point, refusing bad input
         from rnn_gradients import train
-        sys.argv = ["train", "model=gru"]
+        sys.argv = ["train", "model=__nope__"]
         train.main()
 """)
 

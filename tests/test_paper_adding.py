@@ -12,10 +12,10 @@ import yaml
 from conftest import read_summary, run_cli
 
 RECIPE = {  # docs/references.md, "Published results" and "What Arjovsky et al.'s code does"
-    ("model", "cell"): "lstm", ("model", "hidden_size"): 128, ("model", "init"): "glorot",
+    ("model", "_target_"): "rnn_gradients.cells.lstm.LSTM", ("model", "hidden_size"): 128, ("model", "init"): "glorot",
     ("model", "forget_bias"): 1.0, ("optimizer", "_target_"): "torch.optim.RMSprop", ("optimizer", "lr"): 1e-3,
     ("optimizer", "alpha"): 0.9, ("clipping", "mode"): "value", ("clipping", "threshold"): 1.0,
-    ("data", "name"): "adding", ("data", "seq_len"): 100, ("data", "batch_size"): 50, ("trainer", "max_steps"): 5000,
+    ("data", "_target_"): "rnn_gradients.tasks.adding.Adding", ("data", "seq_len"): 100, ("data", "batch_size"): 50, ("trainer", "max_steps"): 5000,
 }
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from rnn_gradients.paths import config_dir
-from rnn_gradients.schema import RULES, ignored_values, leaves, validate
+from rnn_gradients import cells, tasks
+from rnn_gradients.schema import RULES, ignored_values, leaves, rules_for, validate
 
 GROUPS = sorted(p.name for p in config_dir().iterdir() if p.is_dir() and p.name != "hydra")
 
@@ -26,8 +27,9 @@ def every_composable_config() -> list[list[str]]:
 @pytest.mark.parametrize("overrides", every_composable_config(), ids=lambda o: " ".join(o) or "defaults")
 def test_every_leaf_has_a_rule_and_the_defaults_obey_it(compose_cfg, overrides):
     cfg = compose_cfg(overrides)
-    missing = [key for key in leaves(cfg) if key not in RULES]
-    assert missing == [], f"leaves without a rule in rnn_gradients.schema.RULES: {missing}"
+    rules = rules_for(cfg)
+    missing = [key for key in leaves(cfg) if key not in rules]
+    assert missing == [], f"leaves without a rule (rnn_gradients.schema.RULES, or the cell's / task's keys): {missing}"
     validate(cfg)
 
 
@@ -44,6 +46,36 @@ def test_every_rule_names_a_key_that_exists(compose_cfg):
     for overrides in every_composable_config():
         seen |= set(leaves(compose_cfg(overrides)))
     assert sorted(set(RULES) - seen) == []
+
+
+def _yaml_targets(group: str) -> dict[str, str]:
+    import yaml
+
+    return {option: yaml.safe_load((config_dir() / group / f"{option}.yaml").read_text())["_target_"] for option in options(group)}
+
+
+@pytest.mark.parametrize("group,registry,locate", [("model", cells, cells.cell_class), ("data", tasks, tasks.task_class)])
+def test_config_files_and_registry_agree(group, registry, locate):
+    """Every conf/model (conf/data) file names a registered cell (task) under its own name, and every
+    registered one has its file: a new plug-in without its YAML, or a YAML of a plug-in outside the
+    registry, fails here."""
+    targets = _yaml_targets(group)
+    named = {option: locate(target) for option, target in targets.items()}
+    assert {option: plugin.name for option, plugin in named.items()} == {option: option for option in targets}
+    assert sorted(named.values(), key=lambda p: p.name) == sorted(registry.registered(), key=lambda p: p.name)
+
+
+@pytest.mark.parametrize("cell", cells.registered(), ids=lambda c: c.name)
+def test_every_key_of_a_cell_is_in_its_file_and_back(compose_cfg, cell):
+    """A rule of a key the YAML lacks checks nothing; a YAML key without a rule would pass unchecked."""
+    cfg = compose_cfg([f"model={cell.name}"])
+    assert sorted(k for k in cfg.model if not k.startswith("_")) == sorted(cell.keys)
+
+
+@pytest.mark.parametrize("task", tasks.registered(), ids=lambda t: t.name)
+def test_every_key_of_a_task_is_in_its_file_and_back(compose_cfg, task):
+    cfg = compose_cfg([f"data={task.name}"])
+    assert sorted(k for k in cfg.data if not k.startswith("_")) == sorted([*task.keys, "seq_len"])
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""Copy and adding tasks: recipes, baselines, metrics, determinism of the data stream."""
+"""Copy and adding tasks: recipes, baselines, metrics; every registered task: the interface, the minimum
+length, the determinism of its data stream."""
 
 from __future__ import annotations
 
@@ -8,8 +9,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rnn_gradients.data import TaskDataModule
-from rnn_gradients.tasks import AddingTask, CopyTask, make_task
+from rnn_gradients import tasks
+from rnn_gradients.tasks.adding import Adding as AddingTask
+from rnn_gradients.tasks.copy import Copy as CopyTask
+
+REGISTERED = [task.name for task in tasks.registered()]
+
+
+def make_task(name: str, seq_len: int, **keys) -> tasks.Task:
+    return tasks.by_name(name)(seq_len, **keys)
+
 
 
 def gen(seed: int) -> torch.Generator:
@@ -191,21 +200,43 @@ def test_adding_loss_is_mse():
 # ----------------------------------------------------------------------------- bad seq_len
 
 
-@pytest.mark.parametrize("name,T", [("copy", 0), ("copy", -3), ("adding", 0), ("adding", -1), ("adding", 1)])
-def test_bad_seq_len_raises(name, T):
-    with pytest.raises(ValueError, match="data.seq_len"):
-        make_task(name, T)
+@pytest.mark.parametrize("name", REGISTERED)
+def test_below_the_minimum_length_raises(name):
+    task = tasks.by_name(name)
+    for T in (task.min_seq_len - 1, 0, -3):
+        with pytest.raises(ValueError, match="data.seq_len"):
+            make_task(name, T)
+    assert make_task(name, task.min_seq_len).seq_len == task.min_seq_len
+    assert task.seq_len_rule().check(task.min_seq_len) and not task.seq_len_rule().check(task.min_seq_len - 1)
 
 
 def test_unknown_task_raises():
-    with pytest.raises(ValueError, match="data.name"):
-        make_task("mnist", 10)
+    with pytest.raises(ValueError, match="no registered task"):
+        tasks.by_name("__nope__")
+
+
+@pytest.mark.parametrize("name", REGISTERED)
+def test_every_task_keeps_its_interface(name):
+    """What the rest of the project reads of a task: shapes and dtypes of a batch, the loss a scalar that is
+    the baseline for the best memoryless guess's order of magnitude, the metric in [0, 1], and the same
+    baseline from the class (torch-free, for the figures) and the instance."""
+    cls = tasks.by_name(name)
+    T = max(cls.min_seq_len, 11)
+    task = make_task(name, T)
+    x, y = task.sample(32, gen(0))
+    assert x.shape == (32, task.input_length, cls.input_size) and x.dtype == torch.float32
+    assert task.input_length == cls.length(T) and cls.baseline(T) == task.baseline_loss > 0
+    predictions = torch.zeros(32, *((task.input_length,) if cls.per_step_output else ()), cls.output_size)
+    loss = task.loss(predictions, y)
+    assert loss.shape == () and torch.isfinite(loss)
+    metric = task.metric(predictions, y)
+    assert 0 <= float(metric) <= 1 and isinstance(cls.metric_name, str) and cls.metric_name
 
 
 # ----------------------------------------------------------------------------- determinism
 
 
-@pytest.mark.parametrize("task", [CopyTask(6), AddingTask(9)], ids=["copy", "adding"])
+@pytest.mark.parametrize("task", [make_task(name, 9) for name in REGISTERED], ids=REGISTERED)
 def test_same_seed_same_batches_different_seed_different(task):
     a = [task.sample(16, g) for g in [gen(7)] for _ in range(3)]
     g = gen(7)
@@ -216,65 +247,3 @@ def test_same_seed_same_batches_different_seed_different(task):
     assert not torch.equal(a[0][0], a[1][0])
     xc, _ = task.sample(16, gen(8))
     assert not torch.equal(a[0][0], xc)
-
-
-def _stream(dm: TaskDataModule, n: int):
-    it = iter(dm.train_dataloader())
-    return [next(it) for _ in range(n)]
-
-
-@pytest.mark.parametrize("name", ["copy", "adding"])
-def test_datamodule_stream_seeded(name):
-    task = make_task(name, 8)
-    a = _stream(TaskDataModule(task, 4, seed=1, val_size=8, val_seed=99), 3)
-    b = _stream(TaskDataModule(task, 4, seed=1, val_size=8, val_seed=99), 3)
-    c = _stream(TaskDataModule(task, 4, seed=2, val_size=8, val_seed=99), 3)
-    for (xa, ya), (xb, yb) in zip(a, b):
-        assert xa.shape == (4, task.input_length, task.input_size)
-        assert torch.equal(xa, xb) and torch.equal(ya, yb)
-    assert not torch.equal(a[0][0], c[0][0])
-    # the stream is exactly task.sample on a generator seeded with `seed`
-    g = gen(1)
-    for xa, ya in a:
-        xr, yr = task.sample(4, g)
-        assert torch.equal(xa, xr) and torch.equal(ya, yr)
-
-
-@pytest.mark.parametrize("name", ["copy", "adding"])
-def test_datamodule_state_dict_resumes_stream(name):
-    """The saved position is the first batch not yet trained on, even when the loader has pre-fetched."""
-    task = make_task(name, 8)
-    dm = TaskDataModule(task, 4, seed=3, val_size=8, val_seed=99)
-    it = iter(dm.train_dataloader())
-    uninterrupted = [next(it) for _ in range(5)]  # 5 batches drawn (as if pre-fetched) ...
-    dm.next_batch = 2  # ... but only 2 trained on when the checkpoint is taken (no trainer attached)
-    state = dm.state_dict()
-    assert state["next_batch"] == 2 and state["seed"] == 3
-
-    resumed = TaskDataModule(task, 4, seed=3, val_size=8, val_seed=99)
-    resumed.load_state_dict(state)
-    for (xa, ya), (xb, yb) in zip(uninterrupted[2:], _stream(resumed, 3)):
-        assert torch.equal(xa, xb) and torch.equal(ya, yb)
-    # a checkpoint of another seed is refused rather than silently continuing a different stream
-    other = TaskDataModule(task, 4, seed=4, val_size=8, val_seed=99)
-    with pytest.raises(ValueError, match="seed"):
-        other.load_state_dict(state)
-
-
-@pytest.mark.parametrize("name", ["copy", "adding"])
-def test_validation_set_independent_of_training_seed(name):
-    task = make_task(name, 12)
-    a = TaskDataModule(task, 4, seed=0, val_size=40, val_seed=12345)
-    b = TaskDataModule(task, 16, seed=1, val_size=40, val_seed=12345)
-    xa, ya = a.val_set.tensors
-    xb, yb = b.val_set.tensors
-    assert xa.shape[0] == 40
-    assert torch.equal(xa, xb) and torch.equal(ya, yb)
-    # the loaders yield the whole fixed set in order
-    xs = torch.cat([x for x, _ in a.val_dataloader()])
-    assert torch.equal(xs, xa)
-    # and it is not the training stream
-    assert not torch.equal(_stream(a, 1)[0][0], xa[:4])
-    # a different val_seed gives a different validation set
-    c = TaskDataModule(task, 4, seed=0, val_size=40, val_seed=1)
-    assert not torch.equal(c.val_set.tensors[0], xa)

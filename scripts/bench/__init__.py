@@ -17,6 +17,9 @@ medians over samples and the ratio of the medians. Rows (docs/benchmarks.md expl
  7. gpu                   the template on trainer=gpu / a plain autocast loop (skipped without CUDA)
     gpu_observatory_overhead  the same run: default callbacks / callbacks=none, on trainer=gpu
     denormals             step time with default floating point / with denormals flushed to zero
+    probe                 one gradient-flow probe call (float64, the probe batch): the cell's fused layer
+                          stepped one time step at a time + autograd / the unrolled twin it replaced
+                          (tests/unrolled_twin.py)
 
 Reading order: cli (sections, bench.json), modes (sizes), stats (medians, rows, targets), config,
 clock, turns (step-level interleaving), plain_loop, template, proc (subprocesses), then one rows_* file

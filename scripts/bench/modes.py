@@ -36,6 +36,13 @@ class Mode:
     fresh_rounds: int  # rows 1-2 again for the shortest step, one fresh process per sample
     fresh_budget_s: float  # timed window of one fresh-process sample
     train_extra: tuple[str, ...] = ()  # extra overrides of the subprocess runs (startup, sweep)
+    # the probe rows: the gradient-flow probe (callbacks.grad_flow) / the unrolled twin it replaced
+    probe_seq_lens: tuple[int, ...] = (100, 500)
+    probe_hidden: int = 128
+    probe_batch: int = 0  # 0: callbacks.grad_flow.probe_size of the default config (64)
+    probe_budget_s: float = 6.0  # per row: calls alternate A B, B A, ... until about this much time is spent
+    probe_min_rounds: int = 5
+    probe_max_rounds: int = 40
 
 
 FULL = Mode(
@@ -51,6 +58,7 @@ QUICK = replace(
     denormal_rounds=1, startup_runs=2, sweep_steps=100, sweep_runs=1, crosscheck_steps=0,
     denormal_lstm_warmup=15, threads_rounds=1, threads_budget_s=1.5, sweep_timeout_s=240,
     fresh_rounds=1, fresh_budget_s=3.0,
+    probe_seq_lens=(100,), probe_budget_s=2.0, probe_min_rounds=3, probe_max_rounds=15,
 )
 TINY = Mode(
     name="tiny", hidden=16, batch=8, seq_lens=(10, 20), val_size=32,
@@ -60,6 +68,7 @@ TINY = Mode(
     denormal_lstm_warmup=1, threads_rounds=1, threads_budget_s=0.05, sweep_timeout_s=300,
     fresh_rounds=1, fresh_budget_s=0.05,
     train_extra=("model.hidden_size=16", "data.seq_len=10", "data.batch_size=8", "data.val_size=32"),
+    probe_seq_lens=(10, 20), probe_hidden=16, probe_batch=8, probe_budget_s=0.05, probe_min_rounds=2, probe_max_rounds=3,
 )
 MODES = {m.name: m for m in (FULL, QUICK, TINY)}
 MODELS = ("rnn", "lstm")

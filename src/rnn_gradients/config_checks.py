@@ -19,21 +19,38 @@ from rnn_gradients.schema import ConfigError, validate
 _GROUP_OVERRIDE = re.compile(r"^[+~]{0,2}(?P<group>[A-Za-z_][\w/]*)(@[\w.]+)?=(?P<value>.*)$")
 
 
+def search_dirs(overrides: Sequence[str], conf_dir: Path) -> list[Path] | None:
+    """conf/ and the folders a `hydra.searchpath=[file://...]` override adds (a user's own cells and
+    tasks); None when it names a pkg:// path, whose options only Hydra can list."""
+    dirs = [conf_dir]
+    for override in overrides:
+        key, _, value = override.lstrip("+").partition("=")
+        if key != "hydra.searchpath":
+            continue
+        for entry in (e.strip().strip("'\"") for e in value.strip("[]").split(",") if e.strip()):
+            if entry.startswith("pkg://"):
+                return None
+            dirs.append(Path(entry.removeprefix("file://")))
+    return dirs
+
+
 def check_group_choices(overrides: Sequence[str], conf_dir: Path) -> str | None:
     """Catch `model=foo` before Hydra does, with one line instead of Hydra's multi-line report.
 
-    Only plain choices (and comma lists in multiruns) of known groups are checked; anything fancier is
-    left to Hydra, which still rejects it.
+    Only plain choices (and comma lists in multiruns) of known groups are checked, against conf/ and any
+    folder of hydra.searchpath; anything fancier is left to Hydra, which still rejects it.
     """
+    dirs = search_dirs(overrides, conf_dir)
+    if dirs is None:
+        return None
     for override in overrides:
         match = _GROUP_OVERRIDE.match(override)
         if not match or override.startswith("hydra/"):
             continue
         group, value = match["group"], match["value"]
-        group_dir = conf_dir / group
-        if not group_dir.is_dir() or any(c in value for c in "()[]{}$"):
+        if not (conf_dir / group).is_dir() or any(c in value for c in "()[]{}$"):
             continue
-        options = sorted(p.stem for p in group_dir.glob("*.yaml"))
+        options = sorted({p.stem for folder in dirs for p in (folder / group).glob("*.yaml")})
         for choice in (v.strip() for v in value.split(",")):
             if choice and choice != "null" and choice not in options:
                 return f"{group}={choice!r} is not a known option: {group} must be one of {options}"

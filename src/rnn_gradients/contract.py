@@ -112,24 +112,21 @@ def grad_hist_tag(parameter: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------- arms
-RNN, LSTM, RNN_CLIP, LSTM_CLIP = "RNN", "LSTM", "RNN+clip", "LSTM+clip"
-LSTM_NO_CARRY = "LSTM (no cell carry)"
-ARM_ORDER = (RNN, RNN_CLIP, LSTM_NO_CARRY, LSTM, LSTM_CLIP)
+# An arm's label is its cell's (rnn_gradients.cells: Cell.arm_label, e.g. 'LSTM', 'LSTM (no cell carry)'),
+# with CLIP_SUFFIX when the run clips its gradients; cells.arm_order() gives the order of tables and legends.
+CLIP_SUFFIX = "+clip"
 
 
-def arm_label(cell: str, clipping: str, cell_carry: bool = True) -> str:
-    """'RNN', 'LSTM', 'LSTM+clip', 'LSTM (no cell carry)' (and 'RNN+clip'): the labels of logs, summaries
-    and figures."""
-    name = cell.upper() if cell_carry else LSTM_NO_CARRY
-    return f"{name}+clip" if clipping != "none" else name
+def clipped_label(label: str, clipping: str = "norm") -> str:
+    """'LSTM' -> 'LSTM+clip' when `clipping` is not 'none'."""
+    return label if clipping == "none" else f"{label}{CLIP_SUFFIX}"
 
 
-def run_name(cell: str, clipping: str, task: str, seq_len: int, seed: int, cell_carry: bool = True) -> str:
+def run_name(cell: str, clipping: str, task: str, seq_len: int, seed: int) -> str:
     """What a run is, in its folder name and so in TensorBoard's run list: `lstm_normclip_copy_T100_s0`
-    (`lstm_nocarry_...` without the cell carry). A sweep puts its job number in front
-    (`3_lstm_normclip_copy_T100_s0`), a single run its start time."""
-    arm = cell if cell_carry in (True, "True", "true") else f"{cell}_nocarry"
-    arm = arm if clipping == "none" else f"{arm}_{clipping}clip"
+    (`cell` is the cell's part, Cell.run_name_part: `lstm_nocarry` without the cell carry). A sweep puts
+    its job number in front (`3_lstm_normclip_copy_T100_s0`), a single run its start time."""
+    arm = cell if clipping == "none" else f"{cell}_{clipping}clip"
     return f"{arm}_{task}_T{seq_len}_s{seed}"
 
 

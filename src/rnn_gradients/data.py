@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
-from rnn_gradients.tasks import Task, make_task
+from rnn_gradients.tasks import Task
 
 _STATES_KEPT = 8  # pre-fetching runs at most a batch or two ahead of training
 
@@ -45,16 +45,16 @@ class BatchStream(IterableDataset):
 
 
 class TaskDataModule(pl.LightningDataModule):
-    """Training batches come from `seed`; the validation set from `val_seed`, so it is identical
-    across runs, models and training seeds (only the task and T change it)."""
+    """Training batches (task.batch_size each) come from `seed`; the validation set (task.val_size) from
+    task.val_seed, so it is identical across runs, models and training seeds (only the task and T change it)."""
 
-    def __init__(self, task: Task, batch_size: int, seed: int, val_size: int, val_seed: int) -> None:
+    def __init__(self, task: Task, seed: int) -> None:
         super().__init__()
-        self.task, self.batch_size, self.seed, self.val_size = task, batch_size, seed, val_size
+        self.task, self.batch_size, self.seed, self.val_size = task, task.batch_size, seed, task.val_size
         self.generator = torch.Generator().manual_seed(seed)
         self.next_batch = 0  # where the training stream (re)starts; restored from checkpoints
         self.stream: BatchStream | None = None
-        self.val_set = TensorDataset(*task.sample(val_size, torch.Generator().manual_seed(val_seed)))
+        self.val_set = TensorDataset(*task.sample(task.val_size, torch.Generator().manual_seed(task.val_seed)))
 
     def train_dataloader(self) -> DataLoader:
         self.stream = BatchStream(self.task, self.batch_size, self.generator, self.next_batch)
@@ -76,7 +76,3 @@ class TaskDataModule(pl.LightningDataModule):
         self.generator.set_state(state_dict["generator_state"])
         self.next_batch = int(state_dict["next_batch"])
 
-
-def task_data(name: str, seq_len: int, batch_size: int, val_size: int, val_seed: int, seed: int) -> TaskDataModule:
-    """The `data` config group's target: task `name` of length `seq_len` and its batch stream."""
-    return TaskDataModule(make_task(name, seq_len), batch_size, seed, val_size, val_seed)

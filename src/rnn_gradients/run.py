@@ -30,6 +30,7 @@ from rnn_gradients.cluster import in_slurm_job, restart_count
 from rnn_gradients.data import TaskDataModule
 from rnn_gradients.io_utils import write_json_atomic, write_text_atomic
 from rnn_gradients.module import SequenceModule
+from rnn_gradients.networks import RecurrentNetwork
 from rnn_gradients.observatory.gradient_flow import GradFlowLogger
 from rnn_gradients.observatory.tensorboard_io import summary_writer
 from rnn_gradients.run_info import arm_label, in_parallel_sweep, is_multirun, run_description
@@ -76,13 +77,14 @@ class _NoAdvertising(logging.Filter):
 
 
 def build(cfg: DictConfig) -> tuple[SequenceModule, TaskDataModule]:
-    """Model and data from a composed config, every part instantiated from its group (seeds weights
-    with cfg.seed first; the network's input and output sizes are the task's)."""
+    """Model and data from a composed config, every part instantiated from its group: the task from `data`,
+    the cell from `model` (seeds weights with cfg.seed first; the network's input and output sizes are the
+    task's)."""
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    data = hydra.utils.instantiate(cfg.data, seed=cfg.seed)
-    task = data.task
+    task = hydra.utils.instantiate(cfg.data)
+    data = TaskDataModule(task, seed=cfg.seed)
     module = SequenceModule(
-        network=hydra.utils.instantiate(cfg.model, input_size=task.input_size, output_size=task.output_size),
+        network=RecurrentNetwork(hydra.utils.instantiate(cfg.model), task.input_size, task.output_size),
         task=task,
         optimizer=hydra.utils.instantiate(cfg.optimizer),
         clipper=hydra.utils.instantiate(cfg.clipping),
@@ -174,7 +176,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     interrupt = GracefulInterrupt(run_dir / contract.CHECKPOINT_DIR)
     trainer = make_trainer(cfg, run_dir, resume_step, [interrupt])
     log.info(
-        "Run dir %s | %s on %s (T=%d) | %d torch thread%s (%s)%s", run_dir, arm_label(cfg), cfg.data.name,
+        "Run dir %s | %s on %s (T=%d) | %d torch thread%s (%s)%s", run_dir, arm_label(cfg), module.task.name,
         cfg.data.seq_len, threads, "" if threads == 1 else "s", threads_reason, f" | resuming from step {resume_step} ({ckpt})" if ckpt else "",
     )
 

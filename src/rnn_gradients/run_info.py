@@ -12,11 +12,20 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from rnn_gradients import contract
+from rnn_gradients.cells import cell_class
+from rnn_gradients.tasks import task_class
 
 
 def arm_label(cfg: DictConfig) -> str:
-    """The arm of a run's config: contract.arm_label of its cell and clipping mode."""
-    return contract.arm_label(str(cfg.model.cell), str(cfg.clipping.mode), bool(cfg.model.get("cell_carry", True)))
+    """The arm of a run's config: its cell's label for its keys, '+clip' when it clips."""
+    return contract.clipped_label(cell_class(cfg.model._target_).arm_label(cfg.model), str(cfg.clipping.mode))
+
+
+def run_name(model: DictConfig, clipping: str, data: DictConfig, seed: int) -> str:
+    """The `run_name` resolver of conf/config.yaml's run folders: contract.run_name of the configured cell
+    and task (registered by rnn_gradients.train in every process that names a job's folder)."""
+    cell, task = cell_class(model._target_), task_class(data._target_)
+    return contract.run_name(cell.run_name_part(model), str(clipping), task.name, int(data.seq_len), int(seed))
 
 
 def group_choice(group: str) -> str | None:
@@ -43,8 +52,8 @@ def run_description(cfg: DictConfig) -> dict[str, Any]:
     return {
         "arm": arm_label(cfg),
         "experiment": group_choice("experiment"),
-        "model": cfg.model.cell,
-        "task": cfg.data.name,
+        "model": cell_class(cfg.model._target_).name,
+        "task": task_class(cfg.data._target_).name,
         "seq_len": cfg.data.seq_len,
         "clipping": cfg.clipping.mode,
         "clip_threshold": cfg.clipping.threshold,

@@ -6,69 +6,25 @@ run directory, and each job runs them again on its own composed config. A test w
 and every option of every group and fails on a leaf without a rule, so a new key cannot slip in
 unchecked. Torch-free: the command line refuses bad input in well under a second.
 
-Kept as a table of predicates rather than Hydra structured configs: the rules need ranges and messages
-("an integer > 0 (steps between validations)"), which dataclass types alone do not give.
+The keys under model.* and data.* are the chosen cell's and task's own (Cell.keys, Task.keys and
+Task.seq_len_rule, found through the group's `_target_`): a plug-in brings its rules with it.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from rnn_gradients.choices import CELLS, CLIP_MODES, INITS, NONLINEARITIES, TASK_NAMES
+from rnn_gradients.cells import cell_class
+from rnn_gradients.choices import CLIP_MODES
+from rnn_gradients.rules import BOOL, COMMA_LIST, ConfigError, Rule, any_integer, integer, number, one_of, refuse, text
+from rnn_gradients.tasks import task_class
 
 log = logging.getLogger(__name__)
-
-
-class ConfigError(ValueError):
-    """A config value a user typed is not allowed; the message is meant to be printed as is."""
-
-
-@dataclass(frozen=True)
-class Rule:
-    check: Callable[[Any], bool]
-    allowed: str  # completes "<key> must be ..."
-
-
-def _int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def integer(minimum: int, note: str = "") -> Rule:
-    bound = f">= {minimum}" if minimum <= 0 else f"> {minimum - 1}"
-    return Rule(lambda v: _int(v) and v >= minimum, f"an integer {bound}{note}")
-
-
-def number(above: float | None = None, at_least: float | None = None, nullable: bool = False, note: str = "") -> Rule:
-    def check(v: Any) -> bool:
-        if v is None:
-            return nullable
-        return _number(v) and (above is None or v > above) and (at_least is None or v >= at_least)
-
-    bound = f" > {above:g}" if above is not None else f" >= {at_least:g}" if at_least is not None else ""
-    return Rule(check, f"a{' finite' if not bound else ''} number{bound}{note}{', or null' if nullable else ''}")
-
-
-def one_of(options: Sequence[Any]) -> Rule:
-    return Rule(lambda v: v in options, f"one of {list(options)}")
-
-
-def text(nullable: bool = False) -> Rule:
-    return Rule(lambda v: isinstance(v, str) or (nullable and v is None), f"a string{', or null' if nullable else ''}")
-
-
-BOOL = Rule(lambda v: isinstance(v, bool), "true or false")
-COMMA_LIST = Rule(lambda v: _number(v) or (isinstance(v, str) and all(p.strip() for p in v.split(","))),
-                  "a value or a comma-separated list (a sweep axis)")
+__all__ = ["ConfigError", "RULES", "ignored_values", "rules_for", "validate"]
 
 # key -> rule. A key absent from the composed config (logger=none, callbacks=none) is not checked.
 RULES: dict[str, Rule] = {
@@ -83,21 +39,7 @@ RULES: dict[str, Rule] = {
     "min_free_disk_mb": integer(0),
     "checkpoint.every_n_steps": integer(0, " (0 = only at the end and on interruption)"),
     "paths.output_dir": text(),
-    # data
-    "data.name": one_of(sorted(TASK_NAMES)),
-    "data.seq_len": integer(1),
-    "data.batch_size": integer(1),
-    "data.val_size": integer(1),
-    "data.val_seed": integer(0),
-    # model
-    "model.cell": one_of(CELLS),
-    "model.hidden_size": integer(1),
-    "model.num_layers": integer(1),
-    "model.nonlinearity": one_of(NONLINEARITIES),
-    "model.init": one_of(INITS),
-    "model.spectral_radius": number(above=0),
-    "model.forget_bias": number(nullable=True),
-    "model.cell_carry": BOOL,
+    # model.* and data.*: the cell's and the task's own rules (rules_for)
     # clipping, optimizer, scheduler
     "clipping.mode": one_of(CLIP_MODES),
     "clipping.threshold": number(above=0, nullable=True),
@@ -138,7 +80,7 @@ RULES: dict[str, Rule] = {
     "callbacks.grad_flow.every_n_steps": integer(1),
     "callbacks.grad_flow.probe_size": integer(1),
     "callbacks.grad_flow.probe_seed": integer(0),
-    "callbacks.grad_flow.layer": Rule(_int, "an integer (-1 = the top layer)"),
+    "callbacks.grad_flow.layer": any_integer(" (-1 = the top layer)"),
     "callbacks.grad_flow.num_scalar_points": integer(1),
     "callbacks.grad_flow.plot_every_n_steps": integer(0, " (0 = never)"),
     "callbacks.grad_flow.dtype": one_of(["float64", "float32"]),
@@ -152,6 +94,7 @@ RULES: dict[str, Rule] = {
     "callbacks.loss_cliff.uphill_factor": number(above=1),
     "callbacks.loss_cliff.output_dir": text(),
     # profile: the scale of the experiment sweeps
+    "profile.arms": COMMA_LIST,
     "profile.seeds": COMMA_LIST,
     "profile.seq_lens": COMMA_LIST,
     "profile.lrs": COMMA_LIST,
@@ -196,25 +139,38 @@ def _value(cfg: DictConfig, key: str) -> Any:
         return UNRESOLVED
 
 
+def _plugin_rules(cfg: DictConfig) -> dict[str, Rule]:
+    """model.* and data.* rules of the cell and task the config's `_target_`s name."""
+    cell = cell_class(OmegaConf.select(cfg, "model._target_"))
+    task = task_class(OmegaConf.select(cfg, "data._target_"))
+    return {**{f"model.{key}": rule for key, rule in cell.keys.items()},
+            **{f"data.{key}": rule for key, rule in task.keys.items()}, "data.seq_len": task.seq_len_rule()}
+
+
+def rules_for(cfg: DictConfig) -> dict[str, Rule]:
+    """Every rule that applies to a composed config: the table above and the chosen plug-ins' own."""
+    return {**RULES, **_plugin_rules(cfg)}
+
+
 def validate(cfg: DictConfig) -> None:
-    """Raise ConfigError on the first leaf that breaks its rule, then on the checks between keys. A leaf
-    without a rule can only be one a user added with `+key=value` (tests/test_schema.py holds every
-    shipped leaf to a rule); it is passed on as typed."""
+    """Raise ConfigError on a `_target_` that names no cell or task, on the first leaf that breaks its rule,
+    then on the checks between keys. A leaf without a rule can only be one a user added with `+key=value`
+    (tests/test_schema.py holds every shipped leaf to a rule); it is passed on as typed."""
+    rules = rules_for(cfg)
     for key in leaves(cfg):
-        rule = RULES.get(key)
+        rule = rules.get(key)
         value = _value(cfg, key)
         if rule is None or value is UNRESOLVED:
             continue
         if not rule.check(value):
-            raise ConfigError(f"{key}={value!r} is not allowed: {key} must be {rule.allowed}")
+            raise refuse(key, value, rule)
+    cell_class(cfg.model._target_).check(cfg.model)
     mode, threshold = cfg.clipping.mode, cfg.clipping.threshold
     if mode != "none" and threshold is None:
         raise ConfigError(f"clipping.threshold=None is not allowed: clipping.threshold must be a number > 0 with clipping={mode}")
     cliff = OmegaConf.select(cfg, "callbacks.loss_cliff")
     if cliff is not None and cliff.alpha_min >= cliff.alpha_max:
         raise ConfigError(f"callbacks.loss_cliff.alpha_min={cliff.alpha_min!r} is not allowed: it must be below callbacks.loss_cliff.alpha_max={cliff.alpha_max!r}")
-    if cfg.data.name == "adding" and cfg.data.seq_len < 2:
-        raise ConfigError(f"data.seq_len={cfg.data.seq_len} is not allowed: the adding task needs data.seq_len >= 2")
 
 
 def ignored_values(cfg: DictConfig) -> list[str]:
@@ -222,6 +178,4 @@ def ignored_values(cfg: DictConfig) -> list[str]:
     notes = []
     if cfg.clipping.mode == "none" and cfg.clipping.threshold is not None:
         notes.append(f"clipping.threshold={cfg.clipping.threshold!r} has no effect with clipping=none")
-    if cfg.model.get("cell_carry") is False and cfg.model.get("forget_bias") not in (None, 0, 0.0):
-        notes.append(f"model.forget_bias={cfg.model.forget_bias!r} has no effect with model.cell_carry=false (the forget gate is closed)")
-    return notes
+    return notes + cell_class(cfg.model._target_).ignored(cfg.model)

@@ -28,7 +28,7 @@ END_STATUS = {contract.COMPLETED: "STATUS_SUCCESS", contract.DIVERGED: "STATUS_F
 def hparam_values(description: Mapping[str, Any], cfg: Any) -> dict[str, float | str | bool]:
     """The run's hyperparameters as HParams values: numbers stay numbers (NaN where a key does not apply,
     e.g. the RNN's forget bias), so the HParams tab can sort and filter them."""
-    values: dict[str, Any] = {**description, "num_layers": cfg.model.num_layers, "init": cfg.model.init}
+    values: dict[str, Any] = {**description, "num_layers": cfg.model.get("num_layers", 1), "init": cfg.model.get("init", "default")}
     out: dict[str, float | str | bool] = {}
     for key in contract.HPARAMS:
         value = values.get(key)

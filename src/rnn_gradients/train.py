@@ -23,7 +23,7 @@ from rnn_gradients import contract, sweep_report
 from rnn_gradients.config_checks import check_group_choices, check_output_dir, check_output_dir_from_argv, check_values
 from rnn_gradients.io_utils import write_json_atomic
 from rnn_gradients.paths import config_dir
-from rnn_gradients.run_info import is_multirun, run_description
+from rnn_gradients.run_info import is_multirun, run_description, run_name
 from rnn_gradients.runtime import skip_final_gc
 from rnn_gradients.schema import ConfigError, ignored_values, validate
 
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 # Run folders are named from the config (conf/config.yaml, hydra.run.dir / hydra.sweep.subdir). Registered
 # on import: every process that resolves a job's folder (the launcher's, a joblib worker, a SLURM job)
 # imports this module to unpickle the task function.
-OmegaConf.register_new_resolver("run_name", contract.run_name, replace=True)
+OmegaConf.register_new_resolver("run_name", run_name, replace=True)
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")

@@ -14,9 +14,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from rnn_gradients import contract
+from rnn_gradients.analysis.divergence_rules import exploding_runs
 from rnn_gradients.analysis.loss_cliff_npz import CliffSlice
 from rnn_gradients.analysis.run_folder import Run
-from rnn_gradients.analysis.selection import first_seed, select, sort_key
+from rnn_gradients.analysis.selection import cell_labels, first_seed, select, sort_key
 
 CLIP_ORDER = ("none", "norm", "value")  # the modes drawn, in this order (choices.CLIP_MODES)
 OPTIMIZER_PREFERENCE = ("sgd", "adam")
@@ -24,7 +25,7 @@ OPTIMIZER_PREFERENCE = ("sgd", "adam")
 
 def cliff_runs(runs: Sequence[Run]) -> list[Run]:
     """Finished exploding-experiment runs whose file holds the slice at the largest gradient norm."""
-    return [r for r in select(runs, experiment="exploding")
+    return [r for r in exploding_runs(runs)
             if r.loss_cliff is not None and r.loss_cliff.max_norm is not None]
 
 
@@ -65,7 +66,8 @@ def drawn_kind(mode: dict[str, Any]) -> str:
 
 
 def loss_cliff_data(runs: Sequence[Run]) -> dict[str, Any]:
-    """{'optimizer', 'lr', 'paired', 'n_runs', 'task', 'seq_len', 'modes': {clipping: {'run', 'seed', 'diverged',
+    """{'optimizer', 'lr', 'paired', 'n_runs', 'task', 'seq_len', 'cell' (the runs' own cell label, for the
+    title), 'modes': {clipping: {'run', 'seed', 'diverged',
     'baseline_loss', 'max_norm': {...}, 'before_divergence': {...} | None, 'first_uphill': {...} | None,
     'drawn': the kind the figure draws}}}, each slice {'step', 'grad_norm', 'alphas', 'loss'
     (loss / baseline at each α), 'loss0', 'actual_alpha', 'actual_loss' (/ baseline), 'step_rise'}, of the first
@@ -79,7 +81,8 @@ def loss_cliff_data(runs: Sequence[Run]) -> dict[str, Any]:
     modes = sorted({r.get("clipping") for r in chosen},
                    key=lambda m: (CLIP_ORDER.index(m) if m in CLIP_ORDER else len(CLIP_ORDER), sort_key(m)))
     data: dict[str, Any] = {"optimizer": optimizer, "lr": lr, "paired": paired, "n_runs": len(candidates),
-                            "task": chosen[0].get("task"), "seq_len": chosen[0].get("seq_len"), "modes": {}}
+                            "task": chosen[0].get("task"), "seq_len": chosen[0].get("seq_len"),
+                            "cell": cell_labels(chosen), "modes": {}}
     for mode in modes:
         run = first_seed(select(chosen, clipping=mode))
         cliff = run.loss_cliff

@@ -24,6 +24,14 @@ from rnn_gradients.analysis.selection import select, sort_key
 
 SPIKE_LOSS_MULTIPLE = 3.0
 WARMUP_FRACTION = 0.1
+# conf/experiment/exploding.yaml: one cell against learning rate and clipping; its own figures and tables only
+EXPLODING_EXPERIMENT = "exploding"
+
+
+def exploding_runs(runs: Sequence[Run], usable: bool = True) -> list[Run]:
+    """The runs of the exploding experiment (finished ones only unless usable=False), which the divergence
+    and loss-cliff figures and tables read and no arm comparison does."""
+    return select(runs, usable=usable, experiment=EXPLODING_EXPERIMENT)
 
 
 def as_float(value: Any) -> float | None:
@@ -66,7 +74,7 @@ def divergence_outcome(run: Run) -> dict[str, Any]:
 
 def divergence_table(runs: Sequence[Run]) -> list[dict[str, Any]]:
     """One row per (optimizer, clipping, lr) of the exploding experiment."""
-    chosen = select(runs, usable=False, experiment="exploding")
+    chosen = exploding_runs(runs, usable=False)
     keys = sorted({(r.get("optimizer"), r.get("clipping"), r.get("lr")) for r in chosen},
                   key=lambda k: tuple(sort_key(x) for x in k))
     rows = []

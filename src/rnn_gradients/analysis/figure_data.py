@@ -1,15 +1,20 @@
 """The numbers each figure draws, from the finished runs (figures/ only draws them; the tests check them).
 
-learning_curves: contract.VAL_NORMALIZED_LOSS against training step per (task, seq_len) and arm of the
-    arms experiment: median over seeds at each logged step, min..max band.
+The arm comparisons draw the runs of selection.comparison_runs (the arms experiment where there is one,
+otherwise the runs of no experiment: a plain multirun), every arm and task those runs have, in the cells'
+registry order; no cell is named here.
+
+learning_curves: contract.VAL_NORMALIZED_LOSS against training step per (task, seq_len) and arm: median over
+    seeds at each logged step, min..max band.
 loss_vs_seq_len: the final val_normalized_loss of the summary against seq_len, per task and arm.
-grad_flow_through_time: from the grad-flow curves, (a) RNN and LSTM of the arms experiment at
-    initialization (step 0) and after training (last measurement), the preferred task at its largest
-    seq_len; (b) the LSTM cell-state gradient at initialization per forget bias (forget_bias experiment).
-    Medians over seeds at every t, each with its contract.log10_ratio.
-gradient_paths: the two paths of the LSTM's ∂L/∂c_t (carry through c_{t+1}, output through h_t) per forget
-    bias of the forget_bias experiment, at initialization and at the last measurement, medians over seeds.
-grad_norm_training: contract.PRECLIP_NORM of one run per arm (LSTM, LSTM+clip), with its spikes.
+grad_flow_through_time: from the grad-flow curves, (a) one panel per task at its largest seq_len, every cell
+    present (flow_arms), h and, where the cell has one, c, at initialization (step 0) and after training
+    (last measurement); (b) the cell-state gradient at initialization per forget bias (forget_bias
+    experiment). Medians over seeds at every t, each with its contract.log10_ratio.
+gradient_paths: the two paths of ∂L/∂c_t (carry through c_{t+1}, output through h_t) per forget bias of the
+    forget_bias experiment, at initialization and at the last measurement, medians over seeds.
+grad_norm_training: contract.PRECLIP_NORM of one run per arm, the same seed in every arm where possible,
+    with its spikes.
 grad_histograms: the W_hh gradient histograms of one run per arm, re-binned onto one common grid.
 (divergence_vs_lr draws divergence_rules.divergence_table.)
 A normalized loss of 1 is the memoryless baseline; below 1 the model remembers.
@@ -17,7 +22,8 @@ A normalized loss of 1 is the memoryless baseline; below 1 the model remembers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,17 +32,22 @@ from rnn_gradients import contract
 from rnn_gradients.analysis.histogram_grid import common_grid, heatmap
 from rnn_gradients.analysis.run_folder import Run
 from rnn_gradients.analysis.seed_stats import aggregate_curves, median_curve, median_of, summarize_values
-from rnn_gradients.analysis.selection import arm_sort_key, choose_setting, first_seed, select, sort_key
+from rnn_gradients.analysis.selection import (
+    arm_sort_key, cell_label, cell_labels, choose_setting, comparison_runs, comparison_source, first_seed, select,
+    sort_key,
+)
 from rnn_gradients.analysis.spikes import detect_spikes
 
 RECURRENT_WEIGHT = contract.RECURRENT_WEIGHT
 W_HH_HIST_TAG = contract.grad_hist_tag(RECURRENT_WEIGHT)
+FLOW_STATES = ("h", "c")  # the states GradFlow reads; a cell without a cell state has only h
+FORGET_BIAS_EXPERIMENT = "forget_bias"  # conf/experiment/forget_bias.yaml: one cell, several forget-gate biases
 
 
 def learning_curve_data(runs: Sequence[Run]) -> dict[tuple[str, int], dict[str, dict[str, Any]]]:
-    """{(task, seq_len): {arm: aggregate_curves(...) + {'seeds': [...]}}} for the arms experiment."""
+    """{(task, seq_len): {arm: aggregate_curves(...) + {'seeds': [...]}}} of the compared runs (comparison_runs)."""
     data: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
-    chosen = [r for r in select(runs, experiment="arms") if r.scalar(contract.VAL_NORMALIZED_LOSS) is not None]
+    chosen = [r for r in comparison_runs(runs) if r.scalar(contract.VAL_NORMALIZED_LOSS) is not None]
     keys = sorted({(r.get("task"), r.get("seq_len")) for r in chosen}, key=lambda k: (sort_key(k[0]), sort_key(k[1])))
     for task, seq_len in keys:
         panel = {}
@@ -51,9 +62,10 @@ def learning_curve_data(runs: Sequence[Run]) -> dict[tuple[str, int], dict[str, 
 
 
 def loss_vs_seq_len_data(runs: Sequence[Run]) -> dict[str, dict[str, dict[int, dict[str, Any]]]]:
-    """{task: {arm: {seq_len: summarize_values(final val_normalized_loss over seeds) + seeds}}} (arms experiment)."""
+    """{task: {arm: {seq_len: summarize_values(final val_normalized_loss over seeds) + seeds}}} of the
+    compared runs (comparison_runs)."""
     data: dict[str, dict[str, dict[int, dict[str, Any]]]] = {}
-    chosen = [r for r in select(runs, experiment="arms") if r.get("task") and r.get("seq_len") is not None]
+    chosen = [r for r in comparison_runs(runs) if r.get("task") and r.get("seq_len") is not None]
     for task in sorted({r.get("task") for r in chosen}, key=sort_key):
         per_arm: dict[str, dict[int, dict[str, Any]]] = {}
         for arm in sorted({r.get("arm") for r in chosen}, key=arm_sort_key):
@@ -73,66 +85,98 @@ def _ratio(curve: np.ndarray | None) -> float:
     return contract.log10_ratio(curve) if curve is not None else float("nan")
 
 
-def grad_flow_data(runs: Sequence[Run]) -> dict[str, Any]:
-    """The curves of the gradient-flow figure: {'arms': {...} | None, 'forget_bias': {...} | None}."""
-    data: dict[str, Any] = {"arms": None, "forget_bias": None}
-    arms_runs = [r for r in select(runs, experiment="arms", arm=(contract.RNN, contract.LSTM)) if r.grad_flow is not None]
-    setting = choose_setting(arms_runs)
-    if setting:
-        task, seq_len = setting
-        panel: dict[str, Any] = {"task": task, "seq_len": seq_len, "curves": {}}
-        for arm in (contract.RNN, contract.LSTM):
-            chosen = select(arms_runs, arm=arm, task=task, seq_len=seq_len)
-            for q in ("h", "c"):
-                pairs = [(getattr(r.grad_flow, q), r) for r in chosen if getattr(r.grad_flow, q) is not None]
-                if not pairs:
-                    continue
-                init = median_curve([m[0] for m, r in pairs if r.grad_flow.has_init])
-                final = median_curve([m[-1] for m, _ in pairs])
-                panel["curves"][(arm, q)] = {
-                    "init": init, "final": final, "init_ratio": _ratio(init), "final_ratio": _ratio(final),
-                    "final_step": max(int(r.grad_flow.steps[-1]) for _, r in pairs),
-                    "seeds": sorted((r.get("seed") for _, r in pairs), key=sort_key),
-                }
-        if panel["curves"]:
-            data["arms"] = panel
-    fb_runs = [r for r in select(runs, experiment="forget_bias")
+def flow_arms(arms: Iterable[Any]) -> list[str]:
+    """The arms the gradient-flow figure draws, in registry order: every unclipped arm present, and a clipped
+    arm only where its unclipped twin is absent (the twins start from the same initialization, so at step 0
+    their curves are the same and the clipped one would only double a line)."""
+    present = {a for a in arms if a is not None}
+    return sorted((a for a in present if cell_label(a) == a or cell_label(a) not in present), key=arm_sort_key)
+
+
+def _flow_curves(group: Sequence[Run]) -> dict[str, dict[str, Any]]:
+    """{state: {'init', 'final', 'init_ratio', 'final_ratio', 'final_step', 'seeds'}} of one arm's runs, for
+    each state of FLOW_STATES the cell has (an RNN has no c): medians over seeds at every t."""
+    curves: dict[str, dict[str, Any]] = {}
+    for q in FLOW_STATES:
+        pairs = [(getattr(r.grad_flow, q), r) for r in group if getattr(r.grad_flow, q) is not None]
+        if not pairs:
+            continue
+        init = median_curve([m[0] for m, r in pairs if r.grad_flow.has_init])
+        final = median_curve([m[-1] for m, _ in pairs])
+        curves[q] = {"init": init, "final": final, "init_ratio": _ratio(init), "final_ratio": _ratio(final),
+                     "final_step": max(int(r.grad_flow.steps[-1]) for _, r in pairs),
+                     "seeds": sorted((r.get("seed") for _, r in pairs), key=sort_key)}
+    return curves
+
+
+def grad_flow_task_panels(runs: Sequence[Run]) -> dict[str, dict[str, Any]]:
+    """{task: {'task', 'seq_len', 'curves': {(arm, state): {...}}}}: one panel per task of the compared runs
+    (selection.comparison_runs), at that task's largest seq_len, with every cell present (`flow_arms`)."""
+    flow = [r for r in comparison_runs(runs)
+            if r.grad_flow is not None and r.get("task") is not None and r.get("seq_len") is not None]
+    panels: dict[str, dict[str, Any]] = {}
+    for task in sorted({r.get("task") for r in flow}, key=sort_key):
+        seq_len = max(int(r.get("seq_len")) for r in select(flow, task=task))
+        chosen = select(flow, task=task, seq_len=seq_len)
+        curves = {(arm, q): c for arm in flow_arms(r.get("arm") for r in chosen)
+                  for q, c in _flow_curves(select(chosen, arm=arm)).items()}
+        if curves:
+            panels[task] = {"task": task, "seq_len": seq_len, "curves": curves}
+    return panels
+
+
+def forget_bias_flow_panel(runs: Sequence[Run]) -> dict[str, Any] | None:
+    """{'task', 'seq_len', 'cell', 'curves': {fb: {'init', 'init_ratio', 'seeds'}}}: the cell-state gradient at
+    initialization per forget bias of the forget_bias experiment (None without such runs)."""
+    fb_runs = [r for r in select(runs, experiment=FORGET_BIAS_EXPERIMENT)
                if r.grad_flow is not None and r.grad_flow.c is not None and r.grad_flow.has_init]
     setting = choose_setting(fb_runs)
-    if setting:
-        task, seq_len = setting
-        chosen = select(fb_runs, task=task, seq_len=seq_len)
-        curves = {}
-        for fb in sorted({r.get("forget_bias") for r in chosen}, key=sort_key):
-            group = [r for r in chosen if r.get("forget_bias") == fb]
-            curve = median_curve([r.grad_flow.c[0] for r in group])
-            curves[fb] = {"init": curve, "init_ratio": contract.log10_ratio(curve),
-                          "seeds": sorted((r.get("seed") for r in group), key=sort_key)}
-        data["forget_bias"] = {"task": task, "seq_len": seq_len, "curves": curves}
-    return data
+    if not setting:
+        return None
+    task, seq_len = setting
+    chosen = select(fb_runs, task=task, seq_len=seq_len)
+    curves = {}
+    for fb in sorted({r.get("forget_bias") for r in chosen}, key=sort_key):
+        group = [r for r in chosen if r.get("forget_bias") == fb]
+        curve = median_curve([r.grad_flow.c[0] for r in group])
+        curves[fb] = {"init": curve, "init_ratio": contract.log10_ratio(curve),
+                      "seeds": sorted((r.get("seed") for r in group), key=sort_key)}
+    return {"task": task, "seq_len": seq_len, "cell": cell_labels(chosen), "curves": curves}
+
+
+def grad_flow_data(runs: Sequence[Run]) -> dict[str, Any]:
+    """The curves of the gradient-flow figure: {'tasks': grad_flow_task_panels (may be {}), 'source' (where the
+    compared runs come from, in words), 'forget_bias': forget_bias_flow_panel | None}."""
+    return {"tasks": grad_flow_task_panels(runs), "source": comparison_source(comparison_runs(runs)),
+            "forget_bias": forget_bias_flow_panel(runs)}
+
+
+def _shared_seed(groups: Iterable[Sequence[Run]]) -> Any:
+    """The seed the most arms have (ties: the smallest): the arms then compare the same data and init."""
+    counts = Counter(seed for group in groups for seed in {r.get("seed") for r in group})
+    return min(counts, key=lambda seed: (-counts[seed], sort_key(seed)), default=None)
 
 
 def grad_norm_data(runs: Sequence[Run]) -> dict:
-    """{'task', 'seq_len', 'arms': {arm: {'run', 'seed', 'steps', 'values', 'spikes' (mask), 'threshold'}}};
-    the same seed in both arms when possible."""
-    pair = (contract.LSTM, contract.LSTM_CLIP)
-    other_arm = {contract.LSTM: contract.LSTM_CLIP, contract.LSTM_CLIP: contract.LSTM}
-    candidates = [r for r in select(runs, experiment="arms", arm=pair) if r.scalar(contract.PRECLIP_NORM) is not None]
-    both = [r for r in candidates
-            if select(candidates, arm=other_arm[r.get("arm")], task=r.get("task"), seq_len=r.get("seq_len"))]
-    setting = choose_setting(both or candidates)
+    """{'task', 'seq_len', 'source', 'arms': {arm: {'run', 'seed', 'steps', 'values', 'spikes' (mask),
+    'threshold'}}}: one run of every arm of the compared runs (selection.comparison_runs) at a setting where the
+    most arms are (the preferred task first, then the largest seq_len), the same seed in all arms when possible."""
+    candidates = [r for r in comparison_runs(runs) if r.scalar(contract.PRECLIP_NORM) is not None
+                  and r.get("task") is not None and r.get("seq_len") is not None]
+    arms_at: dict[tuple, set] = {}
+    for r in candidates:
+        arms_at.setdefault((r.get("task"), r.get("seq_len")), set()).add(r.get("arm"))
+    most = max((len(a) for a in arms_at.values()), default=0)
+    setting = choose_setting([r for r in candidates if len(arms_at[(r.get("task"), r.get("seq_len"))]) == most])
     if setting is None:
         return {}
     task, seq_len = setting
-    data = {"task": task, "seq_len": seq_len, "arms": {}}
-    for arm in pair:
-        group = select(candidates, arm=arm, task=task, seq_len=seq_len)
-        seeds = {r.get("seed") for r in group}
-        other = {r.get("seed") for r in select(candidates, arm=other_arm[arm], task=task, seq_len=seq_len)}
-        common = [r for r in group if r.get("seed") in (seeds & other)] or group
-        run = first_seed(common)
-        if run is None:
-            continue
+    chosen = select(candidates, task=task, seq_len=seq_len)
+    groups = {arm: select(chosen, arm=arm) for arm in sorted({r.get("arm") for r in chosen}, key=arm_sort_key)}
+    seed = _shared_seed(groups.values())
+    data = {"task": task, "seq_len": seq_len, "source": comparison_source(chosen), "arms": {}}
+    for arm, group in groups.items():
+        run = first_seed([r for r in group if r.get("seed") == seed] or group)
         steps, values = run.scalar(contract.PRECLIP_NORM)
         data["arms"][arm] = {"run": str(run.path), "seed": run.get("seed"), "steps": steps, "values": values,
                              "spikes": detect_spikes(values), "threshold": run.get("clip_threshold")}
@@ -140,9 +184,10 @@ def grad_norm_data(runs: Sequence[Run]) -> dict:
 
 
 def grad_histogram_data(runs: Sequence[Run]) -> dict[str, Any]:
-    """{'task', 'seq_len', 'grid', 'linthresh', 'arms': {arm: {'run', 'seed', 'steps', 'counts', 'n_histograms'}}}:
-    the first seed of each arm, its W_HH_HIST_TAG histograms re-binned onto one common grid."""
-    candidates = [r for r in select(runs, experiment="arms")
+    """{'task', 'seq_len', 'source', 'grid', 'linthresh', 'arms': {arm: {'run', 'seed', 'steps', 'counts',
+    'n_histograms'}}}: the first seed of each arm of the compared runs (comparison_runs), its W_HH_HIST_TAG
+    histograms re-binned onto one common grid."""
+    candidates = [r for r in comparison_runs(runs)
                   if r.events is not None and r.events.histograms.get(W_HH_HIST_TAG)]
     setting = choose_setting(candidates)
     if setting is None:
@@ -159,7 +204,8 @@ def grad_histogram_data(runs: Sequence[Run]) -> dict[str, Any]:
     if not hists:
         return {}
     grid, linthresh = common_grid([h for hs in hists.values() for h in hs])
-    data = {"task": task, "seq_len": seq_len, "grid": grid, "linthresh": linthresh, "arms": {}}
+    data = {"task": task, "seq_len": seq_len, "source": comparison_source(candidates), "grid": grid,
+            "linthresh": linthresh, "arms": {}}
     for arm, hs in hists.items():
         steps, counts = heatmap(hs, grid)
         data["arms"][arm] = {"run": str(chosen[arm].path), "seed": chosen[arm].get("seed"), "steps": steps,
@@ -178,9 +224,11 @@ def gradient_paths_data(runs: Sequence[Run]) -> dict[str, Any]:
     'n_without_paths'}: medians over seeds at every t of ‖carry_t‖ and ‖output_t‖ (forget_bias experiment;
     carry_dominates_*: per t, carry > output; c_ratio_*: median contract.log10_ratio of ‖∂L/∂c_t‖ itself, which
     says whether the dominant path vanishes). 'n_without_paths' counts LSTM runs whose file predates the paths."""
-    lstm = [r for r in select(runs, experiment="forget_bias") if r.grad_flow is not None and r.grad_flow.c is not None]
+    lstm = [r for r in select(runs, experiment=FORGET_BIAS_EXPERIMENT)
+            if r.grad_flow is not None and r.grad_flow.c is not None]
     with_paths = [r for r in lstm if r.grad_flow.has_paths and _measured(r.grad_flow.c_carry)]
-    data: dict[str, Any] = {"task": None, "seq_len": None, "biases": {}, "n_without_paths": len(lstm) - len(with_paths)}
+    data: dict[str, Any] = {"task": None, "seq_len": None, "cell": cell_labels(lstm), "biases": {},
+                            "n_without_paths": len(lstm) - len(with_paths)}
     setting = choose_setting(with_paths)
     if setting is None:
         return data

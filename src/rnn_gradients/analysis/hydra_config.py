@@ -66,15 +66,40 @@ def _composed_config_info(raw: Any) -> dict[str, Any]:
         except Exception:  # noqa: BLE001 - an unresolvable interpolation is just missing
             return None
 
-    cell = pick("model.cell")
     mode = pick("clipping.mode")
     target = pick("optimizer._target_")
     info = dict(
-        model=cell, task=pick("data.name"), seq_len=pick("data.seq_len"), clipping=mode,
-        clip_threshold=pick("clipping.threshold"), lr=pick("optimizer.lr"), forget_bias=pick("model.forget_bias"),
-        hidden_size=pick("model.hidden_size"), seed=pick("seed"), max_steps=pick("trainer.max_steps"),
-        optimizer=str(target).rsplit(".", 1)[-1].lower() if target else None,
+        task=_task_name(pick("data._target_")) or pick("data.name"), seq_len=pick("data.seq_len"),
+        clipping=mode, clip_threshold=pick("clipping.threshold"), lr=pick("optimizer.lr"),
+        forget_bias=pick("model.forget_bias"), hidden_size=pick("model.hidden_size"), seed=pick("seed"),
+        max_steps=pick("trainer.max_steps"), optimizer=str(target).rsplit(".", 1)[-1].lower() if target else None,
     )
+    cell = _cell(pick("model._target_"))
+    model = pick("model") or {}
     if cell is not None:
-        info["arm"] = contract.arm_label(str(cell), "none" if mode is None else str(mode))
+        info["model"] = cell.name
+        info["arm"] = contract.clipped_label(cell.arm_label(model), "none" if mode is None else str(mode))
+    elif pick("model.cell") is not None:  # a run folder written before cells were plug-ins
+        info["model"] = pick("model.cell")
+        info["arm"] = contract.clipped_label(str(info["model"]).upper(), "none" if mode is None else str(mode))
     return info
+
+
+def _cell(target: Any) -> Any:
+    """The cell class a model._target_ names, or None where it cannot be imported here."""
+    from rnn_gradients.cells import cell_class
+
+    try:
+        return cell_class(target)
+    except ValueError:
+        return None
+
+
+def _task_name(target: Any) -> str | None:
+    """The name of the task a data._target_ names, or None where it cannot be imported here."""
+    from rnn_gradients.tasks import task_class
+
+    try:
+        return task_class(target).name
+    except ValueError:
+        return None

@@ -66,11 +66,12 @@ class Run:
 
 
 def _baseline(task: Any, seq_len: Any) -> float | None:
-    try:
-        from rnn_gradients.tasks import make_task
+    """The registered task's memoryless baseline (torch-free); None for a task this package does not know."""
+    from rnn_gradients.tasks import by_name
 
-        return float(make_task(str(task), int(seq_len)).baseline_loss)
-    except Exception:  # noqa: BLE001
+    try:
+        return float(by_name(str(task)).baseline(int(seq_len)))
+    except (ValueError, TypeError):
         return None
 
 
@@ -99,7 +100,7 @@ def load_run(run_dir: Path) -> Run:
             if key in summary and (summary[key] is not None or key in _KEPT_WHEN_NULL):
                 info[key] = summary[key]
     if info.get("arm") is None and info.get("model"):
-        info["arm"] = contract.arm_label(str(info["model"]), "none" if info.get("clipping") is None else str(info["clipping"]))
+        info["arm"] = contract.clipped_label(str(info["model"]).upper(), str(info.get("clipping") or "none"))
     if info.get("baseline_loss") is None and info.get("task") and info.get("seq_len"):
         info["baseline_loss"] = _baseline(info["task"], info["seq_len"])
     if summary is None and status != contract.UNREADABLE and not info.get("task"):

@@ -10,13 +10,20 @@ from pathlib import Path
 import numpy as np
 
 from rnn_gradients import contract
-from rnn_gradients.analysis import SPIKE_LOSS_MULTIPLE, WARMUP_FRACTION, Run, divergence_table, sort_key
+from rnn_gradients.analysis import SPIKE_LOSS_MULTIPLE, WARMUP_FRACTION, Run, divergence_table, select, sort_key
+from rnn_gradients.analysis.divergence_rules import exploding_runs
+from rnn_gradients.analysis.selection import cell_labels
 from rnn_gradients.figures.style import (
     CLIP_COLORS, COLUMN_WIDTH, OTHER_COLOR, PAGE_WIDTH, FigureResult, FigureSkipped, new_figure, save_figure, suptitle,
 )
 
 NAME = "divergence_vs_lr"
 TAGS = frozenset({contract.TRAIN_LOSS})
+
+
+def _cells(runs: Sequence[Run], optimizer: str) -> str:
+    """The cells this optimizer's exploding runs trained, from their own arm labels (for the panel title)."""
+    return cell_labels(select(exploding_runs(runs, usable=False), usable=False, optimizer=optimizer))
 
 
 def draw(runs: Sequence[Run], out_dir: Path) -> FigureResult:
@@ -41,7 +48,7 @@ def draw(runs: Sequence[Run], out_dir: Path) -> FigureResult:
         ax.set_xscale("log")
         ax.set_ylim(-0.05, 1.05)
         ax.set_xlabel("learning rate")
-        ax.set_title(f"{contract.LSTM}, {optimizer}")
+        ax.set_title(f"{_cells(runs, optimizer)}, {optimizer}")
     axes[0, 0].set_ylabel("fraction diverged or spiked")
     axes[0, 0].legend(loc="upper left")
     seeds = f"{n_seeds[0]} seed{'' if n_seeds[0] == 1 else 's'}" if len(n_seeds) == 1 else f"{n_seeds[0]}–{n_seeds[-1]} seeds"

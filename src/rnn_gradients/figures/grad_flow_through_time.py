@@ -1,10 +1,15 @@
 """Figure 2, grad_flow_through_time: ‖∂L/∂h_t‖ (and ‖∂L/∂c_t‖) against t, from the runs' grad-flow curves.
 
-(a) arms experiment: RNN and LSTM at initialization (training step 0) and after training (the last
-    measurement), the preferred task (adding) at the largest seq_len present, median over seeds at t.
-(b) forget_bias experiment: ‖∂L/∂c_t‖ at initialization for each forget-gate bias (median over seeds).
+One panel per task of the compared runs (analysis.selection.comparison_runs: the arms experiment, else a
+    plain multirun), at that task's largest seq_len: every cell present (its unclipped arm; a clipped twin
+    is the same at initialization), h in the arm's colour and, where the cell has one, c in a lighter tint,
+    at initialization (training step 0, dashed) and after training (the last measurement, solid), median
+    over seeds at t.
+Then, with the forget_bias experiment: ‖∂L/∂c_t‖ at initialization for each forget-gate bias (median over
+    seeds).
 Each curve is labelled with its contract.log10_ratio = log10(‖∂L/∂x_0‖ / ‖∂L/∂x_{T-1}‖) (below 0: the
-gradient vanishes going back in time; above 0: it grows). The numbers: analysis.figure_data.grad_flow_data.
+gradient vanishes going back in time; above 0: it grows); a cell's entry holds both, [init → trained].
+The numbers: analysis.figure_data.grad_flow_data.
 """
 
 from __future__ import annotations
@@ -16,17 +21,21 @@ from typing import Any
 
 import matplotlib
 import numpy as np
+from matplotlib.colors import to_rgb
 
 from rnn_gradients import contract
 from rnn_gradients.analysis import Run, grad_flow_data
 from rnn_gradients.figures.style import (
-    COLUMN_WIDTH, PAGE_WIDTH, FigureResult, FigureSkipped, arm_color, integer_steps, new_figure, save_figure,
+    COLUMN_WIDTH, MULTIRUN_HINT, OTHER_COLOR, PAGE_WIDTH, FigureResult, FigureSkipped, arm_color, integer_steps,
+    new_figure, save_figure,
 )
 
 NAME = "grad_flow_through_time"
 TAGS: frozenset[str] = frozenset()  # the grad-flow files only
 QUANTITY_LABEL = {"h": r"$\|\partial L/\partial h_t\|$", "c": r"$\|\partial L/\partial c_t\|$"}
-CELL_COLOR = "#9467bd"
+STATE_TINT = 0.45  # how far a cell state's curve is lightened towards white from its arm's colour
+MAX_COLUMNS = 2  # panels per row: two tasks, or two tasks and the forget-bias panel on two rows
+PANEL_HEIGHT = 3.6  # inches per row of panels, the legend below each included
 
 
 def _ratio_text(value: float) -> str:
@@ -54,55 +63,78 @@ def _seed_text(seeds: Sequence[Any]) -> str:
     return f"median over {len(seeds)} seeds" if len(seeds) > 1 else f"seed {seeds[0]}" if seeds else "no seed"
 
 
+def state_color(arm: str, state: str) -> tuple[float, float, float]:
+    """The arm's colour for h; a lighter tint of it for any other state (c), so that each cell keeps its
+    colour in every figure and its two curves still tell apart."""
+    rgb = np.array(to_rgb(arm_color(arm)))
+    return tuple(rgb) if state == "h" else tuple(rgb + STATE_TINT * (1 - rgb))
+
+
+def _draw_task_panel(ax: Any, info: dict[str, Any], letter: str, source: str) -> str:
+    """One task's curves, every cell present: dashed at initialization, solid after training, one legend entry
+    per (arm, state) with both log10 ratios (a panel of several cells stays readable); the caption."""
+    seeds: list[Any] = []
+    step = 0
+    for (arm, q), c in info["curves"].items():
+        color = state_color(arm, q)
+        init_text = _ratio_text(c["init_ratio"]) if c["init"] is not None else "n/a"
+        if c["init"] is not None:
+            ax.plot(np.arange(len(c["init"])), _positive(c["init"]), "--", color=color, lw=1.0)
+        _mark_underflow(ax, c["final"], color)
+        ax.plot(np.arange(len(c["final"])), _positive(c["final"]), "-", color=color,
+                label=f"{arm} {QUANTITY_LABEL.get(q, q)} [{init_text} → {_ratio_text(c['final_ratio'])}]")
+        seeds = c["seeds"] if len(c["seeds"]) > len(seeds) else seeds
+        step = max(step, c["final_step"])
+    ax.plot([], [], "--", color=OTHER_COLOR, lw=1.0, label="dashed: initialization (step 0)")
+    ax.plot([], [], "-", color=OTHER_COLOR, label=f"solid: after training (step {step})")
+    ax.set_title(f"({letter}) {info['task']}, T={info['seq_len']}: init vs after {step} steps\n({_seed_text(seeds)})")
+    return (f"({letter}) {source}, {info['task']} task, T={info['seq_len']}, {_seed_text(seeds)}; dashed = "
+            f"initialization (step 0), solid = after training (step {step}).")
+
+
+def _draw_forget_bias_panel(ax: Any, info: dict[str, Any], letter: str) -> str:
+    """The cell-state gradient at initialization per forget bias (forget_bias experiment); the caption."""
+    cmap = matplotlib.colormaps["plasma"]
+    fbs = list(info["curves"])
+    seeds: list[Any] = []
+    for i, fb in enumerate(fbs):
+        c = info["curves"][fb]
+        color = cmap(0.05 + 0.75 * i / max(1, len(fbs) - 1))  # plasma's bright yellow end left out
+        _mark_underflow(ax, c["init"], color)
+        fb_text = f"{fb:g}" if isinstance(fb, (int, float)) else str(fb)
+        ax.plot(np.arange(len(c["init"])), _positive(c["init"]), color=color,
+                label=f"forget bias {fb_text} [{_ratio_text(c['init_ratio'])}]")
+        seeds = c["seeds"] if len(c["seeds"]) > len(seeds) else seeds
+    ax.set_title(f"({letter}) {info['cell']} {QUANTITY_LABEL['c']} at init vs forget bias\n"
+                 f"{info['task']}, T={info['seq_len']} ({_seed_text(seeds)})")
+    return (f"({letter}) forget_bias experiment: {info['cell']} cell-state gradient at initialization, "
+            f"{info['task']} task, T={info['seq_len']}, {_seed_text(seeds)}.")
+
+
 def draw(runs: Sequence[Run], out_dir: Path) -> FigureResult:
     data = grad_flow_data(runs)
-    if data["arms"] is None and data["forget_bias"] is None:
-        raise FigureSkipped(f"needs {contract.GRAD_FLOW_FILE} of arms-experiment RNN/LSTM runs or of forget_bias-experiment runs "
-                            "(python -m rnn_gradients.train -m experiment=arms / experiment=forget_bias)")
-    panels = [p for p in ("arms", "forget_bias") if data[p] is not None]
-    fig, axes = new_figure(PAGE_WIDTH if len(panels) == 2 else COLUMN_WIDTH + 0.6, 3.3, 1, len(panels))
+    panels = [("task", info) for info in data["tasks"].values()]
+    if data["forget_bias"] is not None:
+        panels.append(("forget_bias", data["forget_bias"]))
+    if not panels:
+        raise FigureSkipped(f"needs {contract.GRAD_FLOW_FILE} of finished runs: of a multirun ({MULTIRUN_HINT}) or of "
+                            "the forget_bias experiment (python -m rnn_gradients.train -m experiment=forget_bias)")
+    ncols = min(len(panels), MAX_COLUMNS)
+    nrows = -(-len(panels) // ncols)
+    fig, axes = new_figure(PAGE_WIDTH if ncols > 1 else COLUMN_WIDTH + 0.6, PANEL_HEIGHT * nrows, nrows, ncols)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
     captions = []
-    for ax, panel in zip(axes[0], panels):
-        info = data[panel]
-        seq_len = info["seq_len"]
-        if panel == "arms":
-            seeds: list[Any] = []
-            step = 0
-            for (arm, q), c in info["curves"].items():
-                color = CELL_COLOR if q == "c" else arm_color(arm)
-                name = f"{arm} {QUANTITY_LABEL[q]}"
-                if c["init"] is not None:
-                    ax.plot(np.arange(len(c["init"])), _positive(c["init"]), "--", color=color, lw=1.0,
-                            label=f"{name} init [{_ratio_text(c['init_ratio'])}]")
-                _mark_underflow(ax, c["final"], color)
-                ax.plot(np.arange(len(c["final"])), _positive(c["final"]), "-", color=color,
-                        label=f"{name} trained [{_ratio_text(c['final_ratio'])}]")
-                seeds = c["seeds"] if len(c["seeds"]) > len(seeds) else seeds
-                step = max(step, c["final_step"])
-            ax.set_title(f"(a) {info['task']}, T={seq_len}: init vs after {step} steps\n({_seed_text(seeds)})")
-            captions.append(f"(a) arms experiment, {info['task']} task, T={seq_len}, {_seed_text(seeds)}; dashed = "
-                            f"initialization (step 0), solid = after training (step {step}).")
-        else:
-            cmap = matplotlib.colormaps["plasma"]
-            fbs = list(info["curves"])
-            seeds = []
-            for i, fb in enumerate(fbs):
-                c = info["curves"][fb]
-                color = cmap(0.05 + 0.75 * i / max(1, len(fbs) - 1))  # plasma's bright yellow end left out
-                _mark_underflow(ax, c["init"], color)
-                ax.plot(np.arange(len(c["init"])), _positive(c["init"]), color=color,
-                        label=f"forget bias {fb:g} [{_ratio_text(c['init_ratio'])}]" if isinstance(fb, (int, float))
-                        else f"forget bias {fb} [{_ratio_text(c['init_ratio'])}]")
-                seeds = c["seeds"] if len(c["seeds"]) > len(seeds) else seeds
-            ax.set_title(f"({'b' if len(panels) == 2 else 'a'}) LSTM {QUANTITY_LABEL['c']} at init vs forget bias\n"
-                         f"{info['task']}, T={seq_len} ({_seed_text(seeds)})")
-            captions.append(f"forget_bias experiment: LSTM cell-state gradient at initialization, {info['task']} "
-                            f"task, T={seq_len}, {_seed_text(seeds)}.")
+    for k, (ax, (kind, info)) in enumerate(zip(axes.flat, panels)):
+        letter = chr(ord("a") + k)
+        captions.append(_draw_task_panel(ax, info, letter, data["source"]) if kind == "task"
+                        else _draw_forget_bias_panel(ax, info, letter))
         ax.set_yscale("log")
         integer_steps(ax)
         ax.set_xlabel("time step t (input position)")
         ax.set_ylabel("gradient norm (log scale)")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, fontsize=6, title="[log10(first/last)]",
-                  title_fontsize=6)
+        title = "[log10(first/last): init → trained]" if kind == "task" else "[log10(first/last)]"
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1 if kind == "task" else 2, fontsize=6,
+                  title=title, title_fontsize=6)
     files = save_figure(fig, out_dir, NAME)
     return FigureResult(NAME, files, data, " ".join(captions))

@@ -1,5 +1,6 @@
 """Figure 7, grad_histograms: the distribution of the recurrent weight's gradient over training, one heat
-map per arm: rows = training steps, colour = count per bin on a log scale, the x axis symmetric-log (bins
+map per arm of the compared runs (analysis.selection.comparison_runs: the arms experiment, else a plain
+multirun): rows = training steps, colour = count per bin on a log scale, the x axis symmetric-log (bins
 are equally wide on it; the grid: analysis.histogram_grid). The numbers: analysis.figure_data.grad_histogram_data.
 """
 
@@ -14,7 +15,7 @@ from matplotlib.ticker import NullLocator
 
 from rnn_gradients.analysis import GRID_BINS, RECURRENT_WEIGHT, W_HH_HIST_TAG, Run, grad_histogram_data
 from rnn_gradients.figures.style import (
-    PAGE_WIDTH, FigureResult, FigureSkipped, integer_steps, new_figure, save_figure, suptitle,
+    MULTIRUN_HINT, PAGE_WIDTH, FigureResult, FigureSkipped, integer_steps, new_figure, save_figure, suptitle,
 )
 
 NAME = "grad_histograms"
@@ -47,8 +48,8 @@ def _row_edges(steps: np.ndarray) -> np.ndarray:
 def draw(runs: Sequence[Run], out_dir: Path) -> FigureResult:
     data = grad_histogram_data(runs)
     if not data:
-        raise FigureSkipped(f"needs arms-experiment runs with {W_HH_HIST_TAG} histograms in their event files "
-                            "(python -m rnn_gradients.train -m experiment=arms)")
+        raise FigureSkipped(f"needs finished runs of a multirun with {W_HH_HIST_TAG} histograms in their event "
+                            f"files ({MULTIRUN_HINT})")
     arms = list(data["arms"])
     fig, axes = new_figure(PAGE_WIDTH if len(arms) > 1 else 3.8, 2.8, 1, len(arms), sharex=True)
     positive = np.concatenate([a["counts"][a["counts"] > 0] for a in data["arms"].values()])
@@ -79,7 +80,8 @@ def draw(runs: Sequence[Run], out_dir: Path) -> FigureResult:
         fig.colorbar(mesh, ax=axes[0, :].tolist(), label="count per bin (log scale)", shrink=0.9)
     suptitle(fig, f"Pre-clip gradient of {RECURRENT_WEIGHT} over training ({data['task']}, T={data['seq_len']})")
     files = save_figure(fig, out_dir, NAME)
-    caption = (f"{W_HH_HIST_TAG} of one run per arm (arms experiment, {data['task']}, T={data['seq_len']}, first seed), "
+    caption = (f"{W_HH_HIST_TAG} of one run per arm ({data['source']}, {data['task']}, T={data['seq_len']}, "
+               "first seed), "
                f"re-binned onto a common symmetric-log grid of {GRID_BINS} bins over ±{data['grid'][-1]:.3g} "
                f"(linear within ±{data['linthresh']:.3g}).")
     return FigureResult(NAME, files, data, caption)

@@ -82,7 +82,7 @@ def draw(runs: Sequence[Run], out_dir: Path) -> FigureResult:
     data = gradient_paths_data(runs)
     if not data["biases"]:
         if data["n_without_paths"]:
-            raise FigureSkipped(f"the {data['n_without_paths']} forget_bias-experiment LSTM runs' "
+            raise FigureSkipped(f"the {data['n_without_paths']} forget_bias-experiment {data['cell']} runs' "
                                 f"{contract.GRAD_FLOW_FILE} predate the cell-state gradient paths (no "
                                 f"{contract.GRAD_FLOW_CARRY_KEY} / {contract.GRAD_FLOW_OUTPUT_KEY}): rerun them (python -m rnn_gradients.train -m "
                                 "experiment=forget_bias)")
@@ -118,9 +118,10 @@ def draw(runs: Sequence[Run], out_dir: Path) -> FigureResult:
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=6)
     files = save_figure(fig, out_dir, NAME)
-    caption = (f"The two paths of the LSTM cell-state gradient, forget_bias experiment, {data['task']} task, "
+    caption = (f"The two paths of the {data['cell']} cell-state gradient, forget_bias experiment, {data['task']} task, "
                f"T={data['seq_len']}; dashed = initialization (step 0), solid = after training. Where the carry "
                "path (through c_{t+1}) dominates, the gradient travels back along the cell state, scaled only by "
                "the forget gates: with gates near 1 it is preserved (vanishing cured); where the output path "
-               "(through h_t, so through W_hh) dominates, the LSTM behaves like the RNN. " + "; ".join(parts) + ".")
+               "(through h_t, so through W_hh) dominates, the cell behaves like one without a cell state. "
+               + "; ".join(parts) + ".")
     return FigureResult(NAME, files, data, caption)

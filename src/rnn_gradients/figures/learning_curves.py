@@ -1,5 +1,6 @@
-"""Figure 3, learning_curves: validation loss / memoryless baseline against training step for the arms
-experiment, one panel per (task, seq_len), one line per arm = median over seeds, band = min..max.
+"""Figure 3, learning_curves: validation loss / memoryless baseline against training step for the compared
+runs (analysis.selection.comparison_runs: the arms experiment, else a plain multirun), one panel per
+(task, seq_len), one line per arm present = median over seeds, band = min..max.
 Each task row has its own y axis: adding spans decades (log), while copy's arms differ by 0.7-1.0 of the
 baseline, a gap a shared log axis would flatten. A linear row is cut at LINEAR_TOP: copy starts above the
 baseline while the network learns to predict the blanks, and those first points would squeeze the rest.
@@ -14,20 +15,22 @@ import numpy as np
 
 from rnn_gradients import contract
 from rnn_gradients.analysis import Run, learning_curve_data, sort_key
+from rnn_gradients.analysis.selection import comparison_runs, comparison_source
 from rnn_gradients.figures.style import (
-    BASELINE_LABEL, PAGE_WIDTH, FigureResult, FigureSkipped, arm_color, arm_linestyle, finite, integer_steps,
-    memoryless_baseline, new_figure, save_figure, suptitle, wants_log_scale,
+    BASELINE_LABEL, MULTIRUN_HINT, PAGE_WIDTH, FigureResult, FigureSkipped, arm_color, arm_linestyle, finite,
+    integer_steps, memoryless_baseline, new_figure, save_figure, suptitle, wants_log_scale,
 )
 
 NAME = "learning_curves"
 LINEAR_TOP = 1.25  # × baseline: the top of a linear (copy) row
 TAGS = frozenset({contract.VAL_NORMALIZED_LOSS})
 
+
 def draw(runs: Sequence[Run], out_dir: Path) -> FigureResult:
     data = learning_curve_data(runs)
     if not data:
-        raise FigureSkipped(f"needs arms-experiment runs with {contract.VAL_NORMALIZED_LOSS} in their event files "
-                            "(python -m rnn_gradients.train -m experiment=arms)")
+        raise FigureSkipped(f"needs finished runs of a multirun with {contract.VAL_NORMALIZED_LOSS} in their event "
+                            f"files ({MULTIRUN_HINT})")
     tasks = sorted({k[0] for k in data}, key=sort_key)
     seq_lens = sorted({k[1] for k in data}, key=sort_key)
     ncols = len(seq_lens)
@@ -72,4 +75,5 @@ def draw(runs: Sequence[Run], out_dir: Path) -> FigureResult:
     suptitle(fig, f"Validation loss normalized by the memoryless baseline ({seed_text})")
     files = save_figure(fig, out_dir, NAME)
     return FigureResult(NAME, files, {"panels": data},
-                        f"{contract.VAL_NORMALIZED_LOSS} of the arms experiment; {seed_text}; 1 = memoryless baseline.")
+                        f"{contract.VAL_NORMALIZED_LOSS} of the {comparison_source(comparison_runs(runs))}; "
+                        f"{seed_text}; 1 = memoryless baseline.")

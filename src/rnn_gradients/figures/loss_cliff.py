@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from rnn_gradients import contract
-from rnn_gradients.analysis import Run, loss_cliff_data, select
+from rnn_gradients.analysis import Run, loss_cliff_data
+from rnn_gradients.analysis.divergence_rules import exploding_runs
 from rnn_gradients.figures.style import (
     CLIP_COLORS, COLUMN_WIDTH, OTHER_COLOR, FigureResult, FigureSkipped, finite, fmt_num, memoryless_baseline,
     new_figure, save_figure,
@@ -32,7 +33,7 @@ WHEN = {contract.CLIFF_FIRST_UPHILL: "first uphill step", contract.CLIFF_AT_MAX_
 
 
 def _skip_reason(runs: Sequence[Run]) -> str:
-    n = len(select(runs, experiment="exploding"))
+    n = len(exploding_runs(runs))
     if n:
         return (f"none of the {n} finished exploding-experiment runs has {contract.LOSS_CLIFF_FILE} (runs made "
                 f"before the loss-cliff recorder, or with it turned off): rerun them ({RERUN})")
@@ -103,7 +104,7 @@ def draw(runs: Sequence[Run], out_dir: Path) -> FigureResult:
     ax.set_xlabel(r"step length $\alpha$ along $-g/\|g\|$ (log)")
     ax.set_ylabel("batch loss / baseline (log)")
     optimizer, lr = data["optimizer"], fmt_num(data["lr"])
-    ax.set_title(f"Loss along the gradient direction: {contract.LSTM}, {optimizer} lr {lr}, "
+    ax.set_title(f"Loss along the gradient direction: {data['cell']}, {optimizer} lr {lr}, "
                  f"{data['task']} T={data['seq_len']}", fontsize=7.5)
     files = save_figure(fig, out_dir, NAME)
     pair = "" if data["paired"] else " (no setting has both an unclipped and a norm-clipped run with the file)"

@@ -1,5 +1,6 @@
 """Figure 5, loss_vs_seq_len: the final val_normalized_loss of each run's summary against seq_len, one
-panel per task, median over seeds with min..max error bars (arms experiment). 1 = memoryless baseline.
+panel per task, one line per arm present, median over seeds with min..max error bars, for the compared
+runs (analysis.selection.comparison_runs: the arms experiment, else a plain multirun). 1 = memoryless baseline.
 Each task has its own y axis (log only where its values span decades): copy's arms end at 0.8-1.0 of the
 baseline, a gap adding's log axis would flatten.
 The numbers: rnn_gradients.analysis.figure_data.loss_vs_seq_len_data."""
@@ -13,9 +14,10 @@ import numpy as np
 
 from rnn_gradients import contract
 from rnn_gradients.analysis import Run, loss_vs_seq_len_data
+from rnn_gradients.analysis.selection import comparison_runs, comparison_source
 from rnn_gradients.figures.style import (
-    PAGE_WIDTH, FigureResult, FigureSkipped, arm_color, arm_linestyle, finite, memoryless_baseline, new_figure,
-    save_figure, suptitle, wants_log_scale,
+    MULTIRUN_HINT, PAGE_WIDTH, FigureResult, FigureSkipped, arm_color, arm_linestyle, finite, memoryless_baseline,
+    new_figure, save_figure, suptitle, wants_log_scale,
 )
 
 NAME = "loss_vs_seq_len"
@@ -25,8 +27,8 @@ TAGS: frozenset[str] = frozenset()  # the summaries only
 def draw(runs: Sequence[Run], out_dir: Path) -> FigureResult:
     data = loss_vs_seq_len_data(runs)
     if not data:
-        raise FigureSkipped(f"needs completed arms-experiment runs ({contract.SUMMARY_FILE} with val_normalized_loss; "
-                            "python -m rnn_gradients.train -m experiment=arms)")
+        raise FigureSkipped(f"needs finished runs of a multirun ({contract.SUMMARY_FILE} with val_normalized_loss; "
+                            f"{MULTIRUN_HINT})")
     tasks = list(data)
     fig, axes = new_figure(min(PAGE_WIDTH, 0.6 + 2.9 * len(tasks)), 2.8, 1, len(tasks))
     n_max = max((p["seeds"] for d in data.values() for pts in d.values() for p in pts.values()), default=0)
@@ -61,4 +63,5 @@ def draw(runs: Sequence[Run], out_dir: Path) -> FigureResult:
     suptitle(fig, f"Final validation loss against sequence length ({seed_text})")
     files = save_figure(fig, out_dir, NAME)
     return FigureResult(NAME, files, {"tasks": data},
-                        f"Final val_normalized_loss ({contract.SUMMARY_FILE}) of the arms experiment; {seed_text}.")
+                        f"Final val_normalized_loss ({contract.SUMMARY_FILE}) of the "
+                        f"{comparison_source(comparison_runs(runs))}; {seed_text}.")

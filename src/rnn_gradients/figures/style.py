@@ -1,5 +1,6 @@
-"""What every figure shares: paper style, sizes, arm colours (their order: contract.ARM_ORDER, sorted by
-analysis.arm_sort_key), atomic PNG + PDF output, the result of drawing a figure, and number formatting.
+"""What every figure shares: paper style, sizes, arm colours (from a palette in the cells' registry order,
+cells.arm_order, which analysis.arm_sort_key sorts by), atomic PNG + PDF output, the result of drawing a
+figure, and number formatting.
 
 Figures are built on `matplotlib.figure.Figure` directly (no pyplot), so nothing here touches the
 global backend or leaves figures open; the command line still selects Agg.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import textwrap
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +21,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from rnn_gradients import contract
+from rnn_gradients.cells import arm_order
 from rnn_gradients.io_utils import write_bytes_atomic
 
 log = logging.getLogger(__name__)
@@ -48,11 +50,17 @@ STYLE: dict[str, Any] = {
     "savefig.dpi": PNG_DPI,
 }
 
-ARM_COLORS = {contract.RNN: "#d62728", contract.RNN_CLIP: "#ff7f0e", contract.LSTM: "#1f77b4",
-              contract.LSTM_CLIP: "#2ca02c", contract.LSTM_NO_CARRY: "#9467bd"}
+# Taken in cells.arm_order(): RNN red, RNN+clip orange, the no-carry LSTM purple, LSTM blue, LSTM+clip green
+# (the colours of the figures before cells were plug-ins), then the rest of matplotlib's tab20 for new cells.
+ARM_PALETTE = ("#d62728", "#ff7f0e", "#9467bd", "#e377c2", "#1f77b4", "#2ca02c", "#8c564b", "#bcbd22",
+               "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94", "#f7b6d2",
+               "#dbdb8d", "#9edae5")
 CLIP_COLORS = {"none": "#d62728", "norm": "#2ca02c", "value": "#ff7f0e"}  # by clipping mode (choices.CLIP_MODES)
 OTHER_COLOR = "#7f7f7f"
 
+
+# How to make the runs the arm comparisons draw (analysis.selection.comparison_runs), for their skip reasons.
+MULTIRUN_HINT = "python -m rnn_gradients.train -m model=...,... data=...,..., or -m experiment=arms"
 
 # What happened to a figure (the `status` of its entry in summary_numbers.json).
 WRITTEN, SKIPPED, FIGURE_FAILED = "written", "skipped", "failed"
@@ -71,7 +79,13 @@ class FigureResult:
 
 
 def arm_color(arm: str) -> str:
-    return ARM_COLORS.get(arm, OTHER_COLOR)
+    """The arm's palette colour by its place in the registry's order; an arm of a cell outside the package
+    (a user's) gets a colour of its own from the rest of the palette, the same in every figure."""
+    order = arm_order()
+    if arm in order:
+        return ARM_PALETTE[order.index(arm) % len(ARM_PALETTE)]
+    spare = ARM_PALETTE[len(order):] or ARM_PALETTE
+    return spare[zlib.crc32(str(arm).encode()) % len(spare)]
 
 
 def arm_linestyle(arm: str) -> str:

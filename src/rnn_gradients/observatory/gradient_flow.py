@@ -1,8 +1,8 @@
 """Gradient flow through time: ‖∂L/∂h_t‖ (and ‖∂L/∂c_t‖) against t on a fixed probe batch.
 
-This is the picture no per-parameter tool shows. The fused kernel hides h_t, so the probe runs the
-unrolled twin (rnn_gradients.reference) on the current weights every N steps, at initialization
-(step 0) and at the end.
+This is the picture no per-parameter tool shows. The fused kernel hides h_t, so the probe
+(observatory/probe.py) steps the cell's own layer on a float64 copy of the current weights every N
+steps, at initialization (step 0) and at the end.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 from rnn_gradients import contract
 from rnn_gradients.observatory.tensorboard_io import add_curve_as_histogram, add_histogram, summary_writer
 from rnn_gradients.io_utils import write_bytes_atomic
-from rnn_gradients.reference import TimeGradients, time_gradient_norms
+from rnn_gradients.observatory.probe import TimeGradients, time_gradient_norms
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +31,15 @@ DECADES_SHOWN = 12
 class GradFlowLogger(pl.Callback):
     """Every `every_n_steps` (and at steps 0 and the last one) logs, for the probe batch:
 
-    - grad_flow/log10_ratio_h (and _c for the LSTM): see `contract.log10_ratio`;
+    - grad_flow/log10_ratio_h (and _c for the LSTM: one per state of the cell): see `contract.log10_ratio`;
     - grad_flow/h_t<t> (and c_t<t>) at `num_scalar_points` evenly spaced t;
     - grad_flow/h_through_time (and c_): the curve as a TensorBoard 'histogram' over t (depth = training
       step); bucket height = decades of ‖∂L/∂h_t‖ above 10^-12 × max_t ‖∂L/∂h_t‖;
     - grad_hist/time_norms_h: histogram of log10 ‖∂L/∂h_t‖ over t;
     - grad_flow/plot: an image of the curves (every `plot_every_n_steps`);
-    and keeps every raw curve in <output_dir>/grad_flow.npz (steps, h, c, loss) for the figures, with, for
-    the LSTM, the norms of the two paths of ∂L/∂c_t (contract.GRAD_FLOW_PATH_KEYS: carry through c_{t+1},
-    output through h_t; computed from the same pass, see reference.cell_gradient_paths).
+    and keeps every raw curve in <output_dir>/grad_flow.npz (steps, loss, and one (steps, T) array per
+    curve the cell reports: h, c, and for the LSTM the two paths of ∂L/∂c_t, contract.GRAD_FLOW_PATH_KEYS)
+    for the figures. A curve first reported after a resume has NaN rows for the steps before it.
     """
 
     def __init__(
@@ -61,12 +61,10 @@ class GradFlowLogger(pl.Callback):
         self.output_dir = Path(output_dir) if output_dir else None
         self.dtype = getattr(torch, dtype)
         self.steps: list[int] = []
-        self.h_curves: list[np.ndarray] = []
-        self.c_curves: list[np.ndarray] = []
-        self.path_curves: dict[str, list[np.ndarray]] = {key: [] for key in contract.GRAD_FLOW_PATH_KEYS}
+        self.curves: dict[str, list[np.ndarray]] = {}  # name -> one row per step in self.steps
+        self.states: tuple[str, ...] = ()  # the cell's states: the curves logged to TensorBoard
         self.losses: list[float] = []
         self._probe: tuple[torch.Tensor, torch.Tensor] | None = None
-        self.last_measured: tuple[int, TimeGradients] | None = None  # (step, result): GateStatsLogger reuses its trace
         self._plot = CurvePlot()
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -74,9 +72,6 @@ class GradFlowLogger(pl.Callback):
         self._probe = (x.to(pl_module.device), y.to(pl_module.device))
         if trainer.global_step == 0:  # initialization; a resumed run continues its saved curves
             self.measure(trainer, pl_module)
-
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
-        self.last_measured = None  # the trace is T x batch x hidden float64 per state: do not keep it around
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
         if trainer.global_step % self.every_n_steps == 0:
@@ -92,14 +87,13 @@ class GradFlowLogger(pl.Callback):
         step = trainer.global_step
         with torch.autocast(device_type=pl_module.device.type, enabled=False):
             result = time_gradient_norms(*self._probe_copy(pl_module), layer=self.layer)
+        self.states = result.states
+        for name, norms in result.norms.items():
+            rows = self.curves.setdefault(name, [])
+            rows += [np.full(len(norms), np.nan)] * (len(self.steps) - len(rows))  # not measured before
+            rows.append(norms.cpu().double().numpy())
         self.steps.append(step)
-        self.h_curves.append(result.hidden.cpu().double().numpy())
-        if result.cell is not None:
-            self.c_curves.append(result.cell.cpu().double().numpy())
-            for key, norms in zip(contract.GRAD_FLOW_PATH_KEYS, (result.cell_carry, result.cell_output)):
-                self.path_curves[key].append(norms.cpu().double().numpy())
         self.losses.append(result.loss)
-        self.last_measured = (step, result)
         writer = summary_writer(trainer)
         if writer is not None:
             self._log(writer, step, result)
@@ -115,37 +109,24 @@ class GradFlowLogger(pl.Callback):
         return network, pl_module.task, x.to(self.dtype), (y.to(self.dtype) if y.is_floating_point() else y)
 
     def last_log10_ratios(self) -> dict[str, float]:
-        """contract.log10_ratio of the latest measured curves: {"h": ..., "c": ... (LSTM)}."""
-        ratios = {"h": contract.log10_ratio(self.h_curves[-1])} if self.h_curves else {}
-        if self.c_curves:
-            ratios["c"] = contract.log10_ratio(self.c_curves[-1])
-        return ratios
+        """contract.log10_ratio of the latest measured curve of each state: {"h": ..., "c": ... (LSTM)}."""
+        return {name: contract.log10_ratio(self.curves[name][-1]) for name in self.states if self.curves.get(name)}
 
     def state_dict(self) -> dict[str, Any]:
         # Kept in checkpoints so a resumed run continues grad_flow.npz instead of starting it over.
         # Plain lists of floats: loadable with torch.load(weights_only=True).
-        return {
-            "steps": list(self.steps),
-            "h": [h.tolist() for h in self.h_curves],
-            "c": [c.tolist() for c in self.c_curves],
-            **{key: [curve.tolist() for curve in curves] for key, curves in self.path_curves.items()},
-            "loss": list(self.losses),
-        }
+        return {"steps": list(self.steps), "loss": list(self.losses), "states": list(self.states),
+                **{name: [row.tolist() for row in rows] for name, rows in self.curves.items()}}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.steps, self.losses = list(state_dict["steps"]), list(state_dict["loss"])
-        self.h_curves = [np.asarray(h) for h in state_dict["h"]]
-        self.c_curves = [np.asarray(c) for c in state_dict["c"]]
-        # a checkpoint written before the paths were measured: NaN rows (not measured) for its steps
-        self.path_curves = {key: [np.asarray(curve) for curve in state_dict[key]] if key in state_dict
-                            else [np.full_like(c, np.nan, dtype=float) for c in self.c_curves]
-                            for key in contract.GRAD_FLOW_PATH_KEYS}
+        self.states = tuple(state_dict.get("states", ()))
+        self.curves = {name: [np.asarray(row, dtype=float) for row in rows] for name, rows in state_dict.items()
+                       if name not in ("steps", "loss", "states") and rows}
 
     def _log(self, writer: Any, step: int, result: TimeGradients) -> None:
-        curves = {"h": result.hidden}
-        if result.cell is not None:
-            curves["c"] = result.cell
-        T = len(result.hidden)
+        curves = {name: result.norms[name] for name in result.states}
+        T = len(result.norms[result.states[0]])
         points = sorted({round(i * (T - 1) / max(1, self.num_scalar_points - 1)) for i in range(self.num_scalar_points)})
         for name, norms in curves.items():
             norms = norms.double().cpu()
@@ -162,12 +143,12 @@ class GradFlowLogger(pl.Callback):
 
     def _save(self, path: Path) -> None:
         buffer = io.BytesIO()
+        # "c" and the LSTM's path keys are always there (empty for other cells): readers of older files rely on it
+        empty = {name: np.zeros((0, 0)) for name in ("c", *contract.GRAD_FLOW_PATH_KEYS)}
         np.savez_compressed(
             buffer,
+            **{**empty, **{name: np.stack(rows) for name, rows in self.curves.items()}},
             steps=np.asarray(self.steps),
-            h=np.stack(self.h_curves),
-            c=np.stack(self.c_curves) if self.c_curves else np.zeros((0, 0)),
-            **{key: np.stack(curves) if curves else np.zeros((0, 0)) for key, curves in self.path_curves.items()},
             loss=np.asarray(self.losses),
             layer=np.asarray(self.layer),
         )
@@ -182,7 +163,6 @@ class CurvePlot:
     global state and no GUI backend.
     """
 
-    LABELS = {"h": "‖∂L/∂h_t‖", "c": "‖∂L/∂c_t‖"}
 
     def __init__(self) -> None:
         self._figure: Any = None
@@ -208,7 +188,7 @@ class CurvePlot:
         for name, norms in curves.items():
             y = norms.double().cpu().clamp_min(1e-300).numpy()
             if name not in self._lines:
-                (self._lines[name],) = ax.plot(y, label=self.LABELS[name])
+                (self._lines[name],) = ax.plot(y, label=f"‖∂L/∂{name}_t‖")
                 ax.legend(loc="best")
             self._lines[name].set_data(np.arange(len(y)), y)
         ax.relim()

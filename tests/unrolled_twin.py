@@ -1,8 +1,8 @@
-"""A step-by-step (unrolled) twin of torch's fused RNN/LSTM that reads the very same parameters.
+"""The tests' independent computation of ∂L/∂h_t and ∂L/∂c_t: a hand-written, step-by-step twin of torch's
+fused RNN and LSTM that reads the very same parameters (until issue 18 it was the observatory's probe;
+the probe now steps the cells' own kernels, rnn_gradients.observatory.probe, and is held to this).
 
-The fused kernels hide the hidden states' gradients; this twin keeps every h_t (and c_t) as a node of
-the autograd graph, so ∂L/∂h_t and ∂L/∂c_t can be measured at every time step. It implements the seed's
-equations literally:
+It implements the seed's equations literally:
     RNN:  h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
     LSTM: i,f,g,o = σ,σ,tanh,σ(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
           c_t = f ⊙ c_{t-1} + i ⊙ g;   h_t = o ⊙ tanh(c_t)
@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from rnn_gradients.networks import RecurrentNetwork
-from rnn_gradients.tasks import Task
+from rnn_gradients.tasks.base import Task
 
 
 @dataclass
@@ -43,12 +43,12 @@ def unrolled_forward(net: RecurrentNetwork, x: Tensor, last_only: bool) -> tuple
         input_part = layer_input @ w_ih.T + b  # the input projection has no recurrence: all t at once
         h = x.new_zeros(x.shape[0], rnn.hidden_size)
         hs: list[Tensor] = []
-        if net.cell == "rnn":
+        if net.cell.name == "rnn":
             act = torch.tanh if rnn.nonlinearity == "tanh" else torch.relu
             for t in range(x.shape[1]):
                 h = act(input_part[:, t] + h @ w_hh.T)
                 hs.append(h)
-        else:
+        elif net.cell.name == "lstm":
             c = torch.zeros_like(h)
             cs: list[Tensor] = []
             tanhs: list[Tensor] = []
@@ -67,6 +67,8 @@ def unrolled_forward(net: RecurrentNetwork, x: Tensor, last_only: bool) -> tuple
             trace.cell.append(cs)
             trace.cell_tanh.append(tanhs)
             trace.gates.append(gates)
+        else:
+            raise ValueError(f"the twin knows the RNN and the LSTM, not {net.cell.name!r}")
         trace.hidden.append(hs)
         layer_input = torch.stack(hs, dim=1)
     return net.readout(layer_input[:, -1] if last_only else layer_input), trace
