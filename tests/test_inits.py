@@ -8,38 +8,43 @@ import torch
 from torch import nn
 
 from conftest import network
+from rnn_gradients import cells
 from rnn_gradients.cells.fused_layers import recurrent_blocks
 
 
 # ----------------------------------------------------------------------------- initialisation
 
 
+FUSED = [cell.name for cell in cells.registered() if cell.fused]
+GATE_BLOCKS = {nn.RNN: 1, nn.GRU: 3, nn.LSTM: 4}  # torch's documented stacking of W_hh
+
+
 @pytest.mark.parametrize("num_layers", [1, 2])
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", FUSED)
 def test_orthogonal_init(cell, num_layers):
     torch.manual_seed(0)
     net = network(cell, 3, 12, 2, num_layers=num_layers, init="orthogonal")
-    gates = 4 if cell == "lstm" else 1
+    gates = GATE_BLOCKS[type(net.rnn)]
     for layer in range(num_layers):
         w = getattr(net.rnn, f"weight_hh_l{layer}").detach().double()
         blocks = w.split(12, dim=0)
         assert len(blocks) == gates
         for block in blocks:
             torch.testing.assert_close(block @ block.T, torch.eye(12, dtype=torch.float64), atol=1e-5, rtol=0)
-        if gates == 4:  # the gate blocks are not copies of each other
+        if gates > 1:  # the gate blocks are not copies of each other
             assert not torch.allclose(blocks[0], blocks[1])
 
 
 @pytest.mark.parametrize("radius", [0.5, 1.0, 1.7])
 @pytest.mark.parametrize("num_layers", [1, 2])
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", FUSED)
 def test_spectral_init(cell, num_layers, radius):
     torch.manual_seed(0)
     net = network(cell, 3, 10, 2, num_layers=num_layers, init="spectral", spectral_radius=radius)
     for layer in range(num_layers):
         w = getattr(net.rnn, f"weight_hh_l{layer}").detach().double()
         blocks = w.split(10, dim=0)
-        assert len(blocks) == (4 if cell == "lstm" else 1)
+        assert len(blocks) == GATE_BLOCKS[type(net.rnn)]
         for block in blocks:
             rho = torch.linalg.eigvals(block).abs().max().item()
             assert rho == pytest.approx(radius, rel=1e-5)
