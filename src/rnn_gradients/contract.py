@@ -1,5 +1,6 @@
 """Every name a writer and a reader share, spelled once: the files of a run directory, the keys of
-summary.json, the run statuses, the TensorBoard tags, the arm labels, and log10_ratio.
+summary.json, the run statuses, the TensorBoard tags, the run-name format, and log10_ratio (the labels of
+arms are the cells' own: rnn_gradients.cells).
 
 The training run, the observatory callbacks, the sweep report, the figures and the tests all import
 these; a tag or a status spelled anywhere else in src/ is a bug waiting for a rename. Torch-free (the

@@ -28,6 +28,14 @@ def discover(package: str, base: type[P], skip: tuple[str, ...] = ("base",)) -> 
     return tuple(sorted(found, key=lambda p: (getattr(p, "order", 100), p.name)))
 
 
+def named(found: tuple[type[P], ...], name: str, kind: str) -> type[P]:
+    """The plug-in of `found` called `name`; ValueError listing the names otherwise."""
+    for plugin in found:
+        if plugin.name == name:
+            return plugin
+    raise ValueError(f"no registered {kind} is called {name!r}: the {kind}s are {[p.name for p in found]}")
+
+
 def locate(target: Any, base: type[P], key: str) -> type[P]:
     """The class a config's `_target_` names, checked to be a `base` plug-in; ConfigError otherwise."""
     if not isinstance(target, str) or "." not in target:

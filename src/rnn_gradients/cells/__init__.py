@@ -10,7 +10,7 @@ from functools import cache
 from typing import Any
 
 from rnn_gradients.cells.base import Cell
-from rnn_gradients.plugins import discover, locate
+from rnn_gradients.plugins import discover, locate, named
 
 __all__ = ["Cell", "arm_order", "by_name", "cell_class", "registered"]
 
@@ -22,10 +22,7 @@ def registered() -> tuple[type[Cell], ...]:
 
 
 def by_name(name: str) -> type[Cell]:
-    for cell in registered():
-        if cell.name == name:
-            return cell
-    raise ValueError(f"no registered cell is called {name!r}: the cells are {[c.name for c in registered()]}")
+    return named(registered(), name, "cell")
 
 
 def cell_class(target: Any) -> type[Cell]:

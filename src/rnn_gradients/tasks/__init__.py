@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from rnn_gradients.plugins import discover, locate
+from rnn_gradients.plugins import discover, locate, named
 from rnn_gradients.tasks.base import Task
 
 __all__ = ["Task", "by_name", "registered", "task_class"]
@@ -22,10 +22,7 @@ def registered() -> tuple[type[Task], ...]:
 
 
 def by_name(name: str) -> type[Task]:
-    for task in registered():
-        if task.name == name:
-            return task
-    raise ValueError(f"no registered task is called {name!r}: the tasks are {[t.name for t in registered()]}")
+    return named(registered(), name, "task")
 
 
 def task_class(target: Any) -> type[Task]:
