@@ -15,7 +15,7 @@ from rnn_gradients.cells.fused_layers import recurrent_blocks
 # ----------------------------------------------------------------------------- initialisation
 
 
-FUSED = [cell.name for cell in cells.registered() if cell.fused]
+FUSED = [cell.name for cell in cells.registered() if cell.fused and "init" in cell.keys]  # the cells with model.init
 GATE_BLOCKS = {nn.RNN: 1, nn.GRU: 3, nn.LSTM: 4}  # torch's documented stacking of W_hh
 
 

@@ -30,18 +30,31 @@ def is_fused(core: nn.Module) -> bool:
     return isinstance(core, nn.RNNBase)
 
 
+def torch_class(module: nn.Module) -> type[nn.RNNBase]:
+    """nn.RNN, nn.LSTM or nn.GRU, also for a module torch.nn.utils.parametrize has subclassed."""
+    return next(c for c in type(module).__mro__ if getattr(nn, c.__name__, None) is c)
+
+
+def _share(module: nn.Module, name: str, tensor: Tensor) -> None:
+    """Make `module.<name>` the given tensor: a Parameter of another module, or the value of a parametrized
+    weight (an ordinary tensor, through which gradients flow back to the parametrization)."""
+    delattr(module, name)
+    setattr(module, name, tensor)
+
+
 def layer_views(core: nn.RNNBase) -> list[nn.RNNBase]:
-    """One single-layer module per layer, sharing the core's parameter tensors (assigning a parameter
-    updates the fused kernel's weight list; the views are built on the meta device, so nothing is copied)."""
+    """One single-layer module per layer, sharing the core's parameter tensors (assigning a weight updates
+    the fused kernel's weight list; the views are built on the meta device, so nothing is copied)."""
     if core.num_layers == 1:
         return [core]
     extra = {"nonlinearity": core.nonlinearity} if isinstance(core, nn.RNN) else {}
     views = []
     for layer in range(core.num_layers):
         size = core.input_size if layer == 0 else core.hidden_size
-        view = type(core)(size, core.hidden_size, 1, bias=core.bias, batch_first=core.batch_first, device="meta", **extra)
+        view = torch_class(core)(size, core.hidden_size, 1, bias=core.bias, batch_first=core.batch_first,
+                                 device="meta", **extra)
         for name in _PARAMETERS[: 4 if core.bias else 2]:
-            setattr(view, f"{name}_l0", getattr(core, f"{name}_l{layer}"))
+            _share(view, f"{name}_l0", getattr(core, f"{name}_l{layer}"))
         views.append(view)
     return views
 
@@ -50,11 +63,11 @@ def stepper(layer: nn.RNNBase) -> Callable[[Tensor, tuple[Tensor, ...] | None], 
     """One time step of a single-layer fused `layer`, through torch's own cell module (nn.LSTM -> nn.LSTMCell,
     and so on: the per-step function of torch's CPU kernel) over the layer's very parameters. Stepping the
     fused layer itself with sequences of length 1 gives the same numbers at 1.4-2.5× the cost."""
-    kind = getattr(nn, f"{type(layer).__name__}Cell")
+    kind = getattr(nn, f"{torch_class(layer).__name__}Cell")
     extra = {"nonlinearity": layer.nonlinearity} if isinstance(layer, nn.RNN) else {}
     cell = kind(layer.input_size, layer.hidden_size, bias=layer.bias, device="meta", **extra)
     for name in _PARAMETERS[: 4 if layer.bias else 2]:
-        setattr(cell, name, getattr(layer, f"{name}_l0"))
+        _share(cell, name, getattr(layer, f"{name}_l0"))
     lstm = isinstance(layer, nn.LSTM)
 
     def step(x: Tensor, state: tuple[Tensor, ...] | None) -> tuple[Tensor, tuple[Tensor, ...]]:

@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from rnn_gradients import contract
 from rnn_gradients.cells.base import COMMON_KEYS, Cell, previous
-from rnn_gradients.rules import BOOL, number
+from rnn_gradients.rules import BOOL, integer, number, one_of
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
 
 NO_CARRY_LABEL = "LSTM (no cell carry)"
+CHRONO_LABEL = "LSTM (chrono)"
+FORGET_INITS = ("constant", "chrono")  # model.forget_init: forget_bias added to torch's init | Tallec & Ollivier 2018
 _ROW = {"input": 0, "forget": 1, "output": 3}  # gate blocks of W_ih, W_hh, b_ih, b_hh in torch's order i, f, g, o
 
 # A forget-gate pre-activation this far below 0 gives f_t = sigmoid(z) = 0.0 exactly: exp(z) underflows
@@ -42,28 +44,38 @@ class LSTM(Cell):
     order = 20
     keys = {**COMMON_KEYS,
             "forget_bias": number(nullable=True),
+            "forget_init": one_of(FORGET_INITS),
+            "chrono_t_max": integer(2, " (the longest dependency chrono init prepares for)"),
             "cell_carry": BOOL}
 
     @staticmethod
     def _carries(keys: Mapping[str, Any]) -> bool:
         return keys.get("cell_carry", True) in (True, "True", "true")
 
+    @staticmethod
+    def _chrono(keys: Mapping[str, Any]) -> bool:
+        return keys.get("forget_init", "constant") == "chrono"
+
     @classmethod
     def arm_label(cls, keys: Mapping[str, Any]) -> str:
-        return cls.label if cls._carries(keys) else NO_CARRY_LABEL
+        return NO_CARRY_LABEL if not cls._carries(keys) else CHRONO_LABEL if cls._chrono(keys) else cls.label
 
     @classmethod
     def arm_labels(cls) -> tuple[str, ...]:
-        return (NO_CARRY_LABEL, cls.label)
+        return (NO_CARRY_LABEL, cls.label, CHRONO_LABEL)
 
     @classmethod
     def run_name_part(cls, keys: Mapping[str, Any]) -> str:
-        return cls.name if cls._carries(keys) else f"{cls.name}_nocarry"
+        if not cls._carries(keys):
+            return f"{cls.name}_nocarry"
+        return f"{cls.name}_chrono" if cls._chrono(keys) else cls.name
 
     @classmethod
     def ignored(cls, keys: Mapping[str, Any]) -> list[str]:
-        if not cls._carries(keys) and keys.get("forget_bias") not in (None, 0, 0.0):
-            return [f"model.forget_bias={keys['forget_bias']!r} has no effect with model.cell_carry=false (the forget gate is closed)"]
+        if not cls._carries(keys) and (keys.get("forget_bias") not in (None, 0, 0.0) or cls._chrono(keys)):
+            return ["model.forget_bias and model.forget_init have no effect with model.cell_carry=false (the forget gate is closed)"]
+        if cls._chrono(keys) and keys.get("forget_bias") not in (None, 0, 0.0):
+            return [f"model.forget_bias={keys['forget_bias']!r} has no effect with model.forget_init=chrono (chrono sets the forget bias)"]
         return []
 
     def initialize(self, core: nn.Module, readout: nn.Module) -> None:
@@ -71,6 +83,8 @@ class LSTM(Cell):
         forget_bias = self.options.get("forget_bias")
         if not self._carries(self.options):
             close_forget_gates(core)
+        elif self._chrono(self.options):
+            chrono_init(core, int(self.options.get("chrono_t_max", 100)))
         elif forget_bias is not None:
             shift_forget_bias(core, forget_bias)
 
@@ -107,6 +121,19 @@ def shift_forget_bias(lstm: nn.LSTM, forget_bias: float) -> None:
     H = lstm.hidden_size
     for layer in range(lstm.num_layers):
         getattr(lstm, f"bias_ih_l{layer}").data[H : 2 * H] += forget_bias
+
+
+def chrono_init(lstm: nn.LSTM, t_max: int) -> None:
+    """Chrono initialization (Tallec & Ollivier 2018, "Can recurrent neural networks warp time?", §3): the
+    forget bias b_f = log(u), u ~ U(1, T_max − 1), and the input bias b_i = −b_f, in every layer (b_ih carries
+    them, b_hh's slices are 0). A unit then forgets with a characteristic time of about u steps: time scales
+    spread over the range of dependencies, instead of one forget rate for all."""
+    H = lstm.hidden_size
+    for layer in range(lstm.num_layers):
+        b_ih, b_hh = getattr(lstm, f"bias_ih_l{layer}").data, getattr(lstm, f"bias_hh_l{layer}").data
+        forget = b_ih[H : 2 * H].uniform_(1.0, max(1.0, t_max - 1.0)).log_()
+        b_ih[:H] = -forget
+        b_hh[: 2 * H] = 0.0
 
 
 def close_forget_gates(lstm: nn.LSTM) -> None:
