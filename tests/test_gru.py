@@ -38,16 +38,17 @@ def twin_states(net, x: torch.Tensor, b_hn_inside_reset: bool = True) -> tuple[l
     return hs, zs
 
 
-def gru_net(hidden: int = 6, layers: int = 1, task=Copy(5)):
+def gru_and_batch(seq_len: int, batch: int, seed: int):
+    """A float64 GRU (hidden 6) on the copy task of length seq_len, and a batch of it."""
+    task = Copy(seq_len)
     torch.manual_seed(0)
-    return network_for("gru", task.input_size, task.output_size, hidden_size=hidden, num_layers=layers).double()
+    net = network_for("gru", task.input_size, task.output_size, hidden_size=6).double()
+    x, y = task.sample(batch, torch.Generator().manual_seed(seed))
+    return task, net, x.double(), y
 
 
 def test_the_gates_reproduce_the_kernel_and_the_trap_does_not():
-    task = Copy(5)
-    net = gru_net(task=task)
-    x, _ = task.sample(4, torch.Generator().manual_seed(1))
-    x = x.double()
+    _, net, x, _ = gru_and_batch(5, 4, seed=1)
     with torch.no_grad():
         fused, _ = net.rnn(x)
         gates = net.cell.gate_values(net.rnn, x, previous(fused))
@@ -60,10 +61,7 @@ def test_the_gates_reproduce_the_kernel_and_the_trap_does_not():
 
 
 def test_the_carry_path_is_z_times_the_next_gradient():
-    task = Copy(6)
-    net = gru_net(task=task)
-    x, y = task.sample(5, torch.Generator().manual_seed(2))
-    x = x.double()
+    task, net, x, y = gru_and_batch(6, 5, seed=2)
     with torch.enable_grad():
         hs, zs = twin_states(net, x)
         loss = task.loss(net.readout(torch.stack(hs, 1)), y)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
 from conftest import network
 from rnn_gradients import cells

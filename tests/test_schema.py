@@ -4,7 +4,6 @@ in one table: tests/test_bad_inputs.py."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
