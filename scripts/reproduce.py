@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Run the three ablation sweeps of a profile, then rebuild every figure: what `make reproduce` does.
+"""Run the four ablation sweeps of a profile, then rebuild every figure: what `make reproduce` does.
 
     python scripts/reproduce.py [--profile smoke|quick|full] [--out outputs/figures] [hydra overrides ...]
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from rnn_gradients.paths import config_dir
 
-EXPERIMENTS = ("arms", "exploding", "forget_bias")
+EXPERIMENTS = ("arms", "exploding", "forget_bias", "cures")
 log = logging.getLogger("reproduce")
 
 

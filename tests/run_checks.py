@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from rnn_gradients import contract
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 
@@ -47,10 +48,15 @@ def assert_same_run(a: Path, b: Path, steps: int, stopped_at: int | set[int] | N
 
 
 def assert_same_grad_flow(a: Path, b: Path) -> None:
-    """grad_flow.npz of b continued across its interruptions: the same probe steps and curves as a's (with
+    """grad_flow.npz and spectrum.npz of b continued across its interruptions: the same probe steps and curves as a's (with
     the LSTM's two paths of ∂L/∂c_t, c_via_carry and c_via_output)."""
     fa, fb = np.load(a / "grad_flow.npz"), np.load(b / "grad_flow.npz")
     assert fb["steps"].tolist() == fa["steps"].tolist()
     assert len(set(fb["steps"].tolist())) == len(fb["steps"]), "a probe step recorded twice"
     for key in ("h", "c", "c_via_carry", "c_via_output", "loss"):
         np.testing.assert_array_equal(fb[key], fa[key], err_msg=key)
+    # and spectrum.npz: the same measured steps and values (the weights are the same at every step)
+    sa, sb = np.load(a / contract.SPECTRUM_FILE), np.load(b / contract.SPECTRUM_FILE)
+    assert sorted(sb.files) == sorted(sa.files) and len(sa["steps"]) > 1
+    for key in sa.files:
+        np.testing.assert_array_equal(sb[key], sa[key], err_msg=key)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 # ------------------------------------------------------------------------------------- run directory
 SUMMARY_FILE = "summary.json"
 GRAD_FLOW_FILE = "grad_flow.npz"
+SPECTRUM_FILE = "spectrum.npz"
 CONFIG_RESOLVED_FILE = "config_resolved.yaml"
 TRAIN_LOG_FILE = "train.log"
 TENSORBOARD_DIR = "tensorboard"
@@ -99,6 +100,19 @@ def through_time_tag(state: str) -> str:
 
 def time_norms_tag(state: str) -> str:
     return f"{GRAD_HIST}time_norms_{state}"
+
+
+SPECTRUM = "spectrum/"
+SPECTRUM_QUANTITIES = ("sigma_max", "radius", "bound")  # bound: Pascanu et al.'s 1/γ for that matrix
+
+
+def spectrum_key(quantity: str, matrix: str) -> str:
+    """sigma_max_l0_hh, radius_l0_forget, bound_l0_hh: a spectrum.npz key; spectrum/ + it is the tag."""
+    return f"{quantity}_{matrix}"
+
+
+def spectrum_tag(quantity: str, matrix: str) -> str:
+    return f"{SPECTRUM}{spectrum_key(quantity, matrix)}"
 
 
 def gate_tag(gate: str, layer: int, mean: bool = False) -> str:

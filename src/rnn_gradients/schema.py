@@ -85,6 +85,8 @@ RULES: dict[str, Rule] = {
     "callbacks.grad_flow.plot_every_n_steps": integer(0, " (0 = never)"),
     "callbacks.grad_flow.dtype": one_of(["float64", "float32"]),
     "callbacks.grad_flow.output_dir": text(),
+    "callbacks.spectrum.every_n_steps": integer(1),
+    "callbacks.spectrum.output_dir": text(),
     "callbacks.gate_stats.every_n_steps": integer(1),
     "callbacks.gate_stats.probe_size": integer(1),
     "callbacks.gate_stats.probe_seed": integer(0),
@@ -95,6 +97,8 @@ RULES: dict[str, Rule] = {
     "callbacks.loss_cliff.output_dir": text(),
     # profile: the scale of the experiment sweeps
     "profile.arms": COMMA_LIST,
+    "profile.cures": COMMA_LIST,
+    "profile.cures_seq_lens": COMMA_LIST,
     "profile.seeds": COMMA_LIST,
     "profile.seq_lens": COMMA_LIST,
     "profile.lrs": COMMA_LIST,
@@ -104,6 +108,7 @@ RULES: dict[str, Rule] = {
     "profile.steps.arms": integer(1),
     "profile.steps.exploding": integer(1),
     "profile.steps.forget_bias": integer(1),
+    "profile.steps.cures": integer(1),
     "profile.val_check_interval": integer(1),
     "profile.divergence_warmup": integer(0),
     "profile.grad_flow_every": integer(1),
@@ -155,11 +160,17 @@ def rules_for(cfg: DictConfig) -> dict[str, Rule]:
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError on a `_target_` that names no cell or task, on the first leaf that breaks its rule,
     then on the checks between keys. A leaf without a rule can only be one a user added with `+key=value`
-    (tests/test_schema.py holds every shipped leaf to a rule); it is passed on as typed."""
+    (tests/test_schema.py holds every shipped leaf to a rule); it is passed on as typed, but for model.* and
+    data.*: those go to the cell's or task's constructor, which would ignore a key it does not have."""
     rules = rules_for(cfg)
     for key in leaves(cfg):
         rule = rules.get(key)
         value = _value(cfg, key)
+        if rule is None and key.startswith(("model.", "data.")):
+            group = key.split(".", 1)[0]
+            own = sorted(k.split(".", 1)[1] for k in rules if k.startswith(f"{group}."))
+            raise ConfigError(f"{key}={value!r} is not allowed: the chosen {group} ({OmegaConf.select(cfg, group + '._target_')}) "
+                              f"has no such key; its keys are {own}")
         if rule is None or value is UNRESOLVED:
             continue
         if not rule.check(value):

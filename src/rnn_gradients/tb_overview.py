@@ -40,13 +40,16 @@ def hparam_values(description: Mapping[str, Any], cfg: Any) -> dict[str, float |
 
 
 def custom_scalars_layout() -> dict[str, dict[str, list]]:
-    """Three charts: clipping at work, the gradient through time at fixed t, and the loss."""
+    """Four charts: clipping at work, the gradient through time at fixed t, the recurrent spectrum beside
+    Pascanu et al.'s bound, and the loss."""
     return {
         "thesis": {
             "gradient norm: pre-clip, post-clip and the threshold (exploding = pre-clip spikes far above it)":
                 ["Multiline", [contract.PRECLIP_NORM, contract.POSTCLIP_NORM, contract.CLIP_THRESHOLD]],
             "‖∂L/∂h_t‖ and ‖∂L/∂c_t‖ at fixed t (vanishing = the early t lines sit decades below the late ones)":
                 ["Multiline", [rf"{contract.GRAD_FLOW}h_t\d+", rf"{contract.GRAD_FLOW}c_t\d+"]],
+            "σ_max and spectral radius of each recurrent matrix, and its bound 1/γ (σ_max < 1/γ: vanishing guaranteed)":
+                ["Multiline", [rf"{contract.SPECTRUM}.*"]],
             "normalized loss, train and validation (1 = the memoryless baseline)":
                 ["Multiline", [contract.TRAIN_NORMALIZED_LOSS, contract.VAL_NORMALIZED_LOSS]],
         }

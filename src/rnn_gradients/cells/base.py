@@ -6,6 +6,9 @@ conf/model/<name>.yaml) subclasses `Cell` and sets
   states        its recurrent state, one tensor each; states[0] is also what the layer outputs (h);
   gates         the gates `gate_values` computes, logged as gates/<gate>_l<layer>;
   keys          its config keys under model.* with their rules (COMMON_KEYS plus its own);
+  blocks        the square blocks of W_hh in its row order, each with γ, the largest derivative of the
+                nonlinearity it feeds (tanh, ReLU: 1; sigmoid: 1/4): the spectrum logger's matrices and
+                Pascanu et al.'s (2013) bound 1/γ;
   fused         the torch.nn class of its fused layer ("RNN", "LSTM", ...), or it overrides `build` with a
                 module called like torch's: forward(x, state=None) -> (outputs, state), state tensors
                 (1, batch, hidden), outputs[:, t] equal to states[0] after step t;
@@ -48,6 +51,7 @@ class Cell:
     label: ClassVar[str] = ""
     states: ClassVar[tuple[str, ...]] = ("h",)
     gates: ClassVar[tuple[str, ...]] = ()
+    blocks: ClassVar[Mapping[str, float]] = {"hh": 1.0}
     keys: ClassVar[Mapping[str, Rule]] = COMMON_KEYS
     fused: ClassVar[str | None] = None
     order: ClassVar[int] = 100  # position in tables, legends and the colour palette (built-ins: 10, 20, ...)
@@ -119,6 +123,17 @@ class Cell:
         elif self.init != "default":
             raise ValueError(f"model.init={self.init!r} applies to torch's fused layers; the {self.label} cell builds "
                              "its own (it overrides Cell.initialize to offer other inits)")
+
+    def recurrent_matrices(self, core: nn.Module) -> dict[str, Tensor]:
+        """Each square recurrent matrix, named l<layer>_<block> (`blocks` gives the block names): what the
+        spectrum logger measures. Read from a fused core's W_hh; a core of a cell's own gives none unless
+        the cell overrides this."""
+        from rnn_gradients.cells import fused_layers
+
+        if not fused_layers.is_fused(core):
+            return {}
+        return {f"l{layer}_{block}": matrix for layer in range(core.num_layers)
+                for block, matrix in zip(self.blocks, fused_layers.recurrent_blocks(core, layer), strict=True)}
 
     def gate_values(self, layer: nn.Module, x: Tensor, h_prev: Tensor) -> dict[str, Tensor]:
         """Each gate's activations (batch, T, hidden) in one layer, given its inputs x (batch, T, in) and its

@@ -26,6 +26,7 @@ class GRU(Cell):
     name = "gru"
     label = "GRU"
     gates = ("reset", "update")
+    blocks = {"reset": 0.25, "update": 0.25, "new": 1.0}  # torch's rows: r, z, n (tanh)
     fused = "GRU"
     order = 30
 

@@ -40,6 +40,7 @@ class LSTM(Cell):
     label = "LSTM"
     states = ("h", "c")
     gates = ("input", "forget", "output")
+    blocks = {"input": 0.25, "forget": 0.25, "cell": 1.0, "output": 0.25}  # torch's rows: i, f, g (tanh), o
     fused = "LSTM"
     order = 20
     keys = {**COMMON_KEYS,
