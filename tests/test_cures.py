@@ -52,7 +52,8 @@ def test_chrono_t_max_follows_the_task_and_the_arm_is_labelled(tmp_path):
     assert (summary["arm"], summary["model"]) == ("LSTM (chrono)", "lstm")
 
 
-@pytest.mark.parametrize("arm,label,name", [("irnn", "IRNN", "irnn"), ("orthogonal_rnn", "RNN (orthogonal)", "orthogonal_rnn")])
+@pytest.mark.parametrize("arm,label,name", [("irnn", "IRNN", "irnn"), ("orthogonal_rnn", "RNN (orthogonal)", "orthogonal_rnn"),
+                                              ("orthogonal_rnn_modrelu", "RNN (orthogonal, modReLU)", "orthogonal_rnn_modrelu")])
 def test_the_cures_run_from_the_command_line(tmp_path, arm, label, name):
     out = tmp_path / "out"
     result = run_cli(["-m", *TINY, f"arm={arm}", f"paths.output_dir={out}"], cwd=tmp_path)

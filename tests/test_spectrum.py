@@ -107,3 +107,34 @@ def test_bad_cure_settings_are_refused_before_a_folder(tmp_path, override, messa
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert not run.exists()
+
+
+@pytest.mark.parametrize("layer", [-1, 0])
+def test_modrelu_orthogonal_rnn_is_expRNNs_cell_and_probed_exactly(layer):
+    """modrelu(z) = z/|z| · relu(|z| + b) (expRNN's formula, written here with the quotient), no other bias;
+    henaff init: W_hh a block rotation; the probe's ∂L/∂h_t equals the perturbation computation."""
+    from test_probe import perturbed_state_gradients
+
+    from rnn_gradients.observatory.probe import state_gradients
+
+    torch.manual_seed(0)
+    task = Adding(6)
+    net = network_for("orthogonal_rnn", task.input_size, task.output_size, hidden_size=6, num_layers=2,
+                      nonlinearity="modrelu", orthogonal_init="henaff").double()
+    first = net.rnn[0]
+    w = first.weight_hh.detach()
+    torch.testing.assert_close(w.T @ w, torch.eye(6, dtype=torch.float64), rtol=0, atol=1e-6)  # built in float32
+    assert torch.count_nonzero(w) == 12  # three 2 x 2 rotation blocks
+    x, y = task.sample(5, torch.Generator().manual_seed(1))
+    x, y = x.double(), y.double()
+    h, states = torch.zeros(5, 6, dtype=torch.float64), []
+    for t in range(6):
+        z = x[:, t] @ first.weight_ih.T + h @ w.T
+        h = z / z.abs() * torch.relu(z.abs() + first.modrelu_bias)
+        states.append(h)
+    torch.testing.assert_close(first(x)[0], torch.stack(states, 1), rtol=1e-12, atol=1e-12)
+    probe = state_gradients(net, task, x, y, layer=layer)
+    reference = perturbed_state_gradients(net, task, x, y, layer)
+    assert probe.grads["h"].abs().max() > 0
+    torch.testing.assert_close(probe.grads["h"], reference["h"], rtol=1e-9, atol=1e-12)
+    assert sorted(net.cell.recurrent_matrices(net.rnn)) == ["l0_hh", "l1_hh"]

@@ -28,6 +28,7 @@ from bench.report import machine_info, render_table, summarize
 from bench.rows_fresh import bench_fresh, fresh_probe
 from bench.rows_gpu import bench_gpu
 from bench.rows_probe import bench_probe
+from bench.rows_spectrum import bench_spectrum
 from bench.rows_scaling import bench_denormals, bench_scaling
 from bench.rows_startup import bench_startup
 from bench.rows_steps import bench_crosscheck, bench_steps
@@ -40,7 +41,7 @@ from rnn_gradients.runtime import keep_freed_memory, thread_plan
 
 log = logging.getLogger(__name__)
 
-SECTIONS = ("steps", "fresh", "crosscheck", "scaling", "denormals", "probe", "malloc", "threads", "startup", "sweep", "gpu")
+SECTIONS = ("steps", "fresh", "crosscheck", "scaling", "denormals", "probe", "spectrum", "malloc", "threads", "startup", "sweep", "gpu")
 
 
 def run_section(section: str, mode: Mode, workdir: Path, threads: int, estimates: dict[tuple[str, int], float],
@@ -61,6 +62,8 @@ def run_section(section: str, mode: Mode, workdir: Path, threads: int, estimates
         return bench_denormals(mode, device, estimates)
     if section == "probe":
         return bench_probe(mode)
+    if section == "spectrum":
+        return bench_spectrum(mode)
     if section == "malloc":
         return bench_malloc(mode, workdir)
     if section == "threads":

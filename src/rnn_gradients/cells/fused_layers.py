@@ -7,13 +7,11 @@ they act on W_hh one gate block at a time, so every fused cell gets them (1, 3 o
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.parametrizations import orthogonal
 
 from rnn_gradients.cells.base import INITS
 
@@ -26,29 +24,6 @@ def build(kind: str | None, input_size: int, hidden_size: int, num_layers: int, 
 
 
 _PARAMETERS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-
-
-class OrthogonalRNN(nn.RNN):
-    """nn.RNN whose W_hh of every layer stays on the orthogonal group through training, by torch's
-    parametrization (W = base · map(skew(A)), the dynamic trivialization of Lezcano-Casado & Martínez-Rubio
-    2019): the optimizer moves A, the fused kernel sees W, and W starts as a random orthogonal matrix."""
-
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int, orthogonal_map: str = "matrix_exp",
-                 **options: Any) -> None:
-        super().__init__(input_size, hidden_size, num_layers, batch_first=True, **options)
-        for layer in range(num_layers):
-            nn.init.orthogonal_(getattr(self, f"weight_hh_l{layer}"))  # W_hh is H x H: square by construction
-            orthogonal(self, f"weight_hh_l{layer}", orthogonal_map=orthogonal_map)
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> OrthogonalRNN:
-        # nn.RNN caches the last forward's weights; a parametrized W_hh is a graph node there, which deepcopy
-        # refuses (the probe copies the network): recompute the cache without a graph, then copy as usual.
-        with torch.no_grad():
-            self._init_flat_weights()
-        replica = self.__new__(type(self))
-        memo[id(self)] = replica
-        replica.__dict__ = copy.deepcopy(self.__dict__, memo)
-        return replica
 
 
 def is_fused(core: nn.Module) -> bool:
