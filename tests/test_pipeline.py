@@ -15,7 +15,8 @@ from conftest import TINY, cli_env, job_dir, read_summary, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ["scalar_toy", "grad_flow_through_time", "gradient_paths", "learning_curves", "grad_norm_training",
-           "loss_vs_seq_len", "divergence_vs_lr", "loss_cliff", "grad_histograms"]
+           "loss_vs_seq_len", "divergence_vs_lr", "loss_cliff", "grad_histograms", "cures", "recurrent_spectrum"]
+CURE_ARMS = ("RNN", "IRNN", "RNN (orthogonal)", "RNN (orthogonal, modReLU)", "GRU", "LSTM", "LSTM (chrono)")
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +29,13 @@ def smoke(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     return out / "outputs", proc
 
 
-def test_smoke_profile_runs_all_three_sweeps(smoke):
+def test_smoke_profile_runs_all_four_sweeps(smoke):
     outputs, proc = smoke
     assert proc.returncode == 0, proc.stderr[-3000:]
     (root,) = (outputs / "reproduce").iterdir()
-    # smoke grid: 4 arms x 2 tasks x 2 T x 1 seed; 2 optimizers x 2 lrs x 3 clippings; 2 forget biases
-    expected = {"arms": 16, "exploding": 12, "forget_bias": 2}
+    # smoke grid: 4 arms x 2 tasks x 2 T x 1 seed; 2 optimizers x 2 lrs x 3 clippings; 2 forget biases;
+    # 7 cures x 2 tasks x T=10
+    expected = {"arms": 16, "exploding": 12, "forget_bias": 2, "cures": 14}
     for experiment, jobs in expected.items():
         summaries = [read_summary(p.parent) for p in (root / experiment).glob("*/summary.json")]
         assert len(summaries) == jobs, experiment
@@ -42,6 +44,8 @@ def test_smoke_profile_runs_all_three_sweeps(smoke):
         assert report["counts"]["failed"] == report["counts"]["missing"] == 0
     arms = {(s["arm"], s["task"], s["seq_len"]) for s in map(read_summary, (p.parent for p in (root / "arms").glob("*/summary.json")))}
     assert arms == {(a, t, T) for a in ("RNN", "LSTM (no cell carry)", "LSTM", "LSTM+clip") for t in ("adding", "copy") for T in (10, 20)}
+    cures = {(s["arm"], s["task"], s["seq_len"]) for s in map(read_summary, (p.parent for p in (root / "cures").glob("*/summary.json")))}
+    assert cures == {(a, t, 10) for a in CURE_ARMS for t in ("adding", "copy")}
 
 
 def test_smoke_profile_writes_every_figure_and_table(smoke):
@@ -55,7 +59,7 @@ def test_smoke_profile_writes_every_figure_and_table(smoke):
         assert (figures / f"{name}.pdf").read_bytes().startswith(b"%PDF"), name
     with open(figures / "summary.csv") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 30
+    assert len(rows) == 44  # 30 of the three ablations + 14 cures
     # the table says what each run's own summary.json says (read independently here)
     for row in rows:
         summary = read_summary(Path(row["run_dir"]))

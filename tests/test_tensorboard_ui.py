@@ -86,11 +86,13 @@ def test_one_custom_scalars_layout_for_the_thesis(port):
     assert charts == [
         {"grad_norm/total_preclip", "grad_norm/total_postclip", "grad_norm/threshold"},
         {r"grad_flow/h_t\d+", r"grad_flow/c_t\d+"},
+        {"spectrum/.*"},
         {"train/normalized_loss", "val/normalized_loss"},
     ]
     scalars = get_json(port, "/data/plugin/scalars/tags")
     clipped = next(tags for run, tags in scalars.items() if "normclip" in run)
     assert "grad_norm/threshold" in clipped and any(tag.startswith("grad_flow/h_t") for tag in clipped)
+    assert any(tag.startswith("spectrum/") and "sigma_max" in tag for tag in clipped)  # the chart has lines to draw
 
 
 def test_console_has_one_line_per_fact(sweep):

@@ -104,6 +104,7 @@ def time_norms_tag(state: str) -> str:
 
 SPECTRUM = "spectrum/"
 SPECTRUM_QUANTITIES = ("sigma_max", "radius", "bound")  # bound: Pascanu et al.'s 1/γ for that matrix
+SPECTRUM_STEPS = "steps"  # the SPECTRUM_FILE key of the training steps measured, (n,)
 
 
 def spectrum_key(quantity: str, matrix: str) -> str:

@@ -1,5 +1,6 @@
 """The numbers of the summary tables: one row per run (the CSV), the final-loss, gradient-flow,
-cell-state gradient-path and loss-cliff tables over seeds, and the whole dict that figures/summary_files writes as JSON and Markdown.
+cell-state gradient-path and loss-cliff tables over seeds, the cures and recurrent-spectrum tables
+(cures_data, spectrum_data), and the whole dict that figures/summary_files writes as JSON and Markdown.
 
 Values may be non-finite here (-inf = a norm underflowed to 0); `json_safe` turns them into null.
 """
@@ -14,13 +15,17 @@ import numpy as np
 
 from rnn_gradients import contract
 from rnn_gradients.analysis.cliff_data import cliff_runs
+from rnn_gradients.analysis.cures_data import cures_table
 from rnn_gradients.analysis.divergence_rules import divergence_outcome, divergence_table
+from rnn_gradients.analysis.flow_ratios import FINAL, INIT, median_log10_ratio, run_log10_ratio
 from rnn_gradients.analysis.run_folder import SUMMARY_FIELDS, Run, status_counts
 from rnn_gradients.analysis.seed_stats import median_of, summarize_values
 from rnn_gradients.analysis.selection import arm_sort_key, select, sort_key
+from rnn_gradients.analysis.spectrum_data import spectrum_tables
 from rnn_gradients.analysis.spikes import detect_spikes
 
-TABLE_TAGS = frozenset({contract.PRECLIP_NORM, contract.CLIPPED, contract.TRAIN_LOSS})  # what the tables read
+# what the tables read (the cures table: the validation loss, for its first step below 0.9 × the baseline)
+TABLE_TAGS = frozenset({contract.PRECLIP_NORM, contract.CLIPPED, contract.TRAIN_LOSS, contract.VAL_NORMALIZED_LOSS})
 DERIVED_FIELDS = (
     "n_event_files", "n_unreadable_event_files", "last_logged_step",
     "log10_ratio_h_init", "log10_ratio_h_final", "log10_ratio_c_init", "log10_ratio_c_final", "grad_flow_final_step",
@@ -67,11 +72,8 @@ def derived_numbers(run: Run) -> dict[str, Any]:
     gf = run.grad_flow
     if gf is not None:
         for q in ("h", "c"):
-            matrix = getattr(gf, q)
-            if matrix is None:
-                continue
-            row[f"log10_ratio_{q}_init"] = contract.log10_ratio(matrix[0]) if gf.has_init else None
-            row[f"log10_ratio_{q}_final"] = contract.log10_ratio(matrix[-1])
+            for when in (INIT, FINAL):
+                row[f"log10_ratio_{q}_{when}"] = run_log10_ratio(run, q, when)
         row["grad_flow_final_step"] = int(gf.steps[-1])
     if run.usable:
         outcome = divergence_outcome(run)
@@ -136,10 +138,8 @@ def grad_flow_table(runs: Sequence[Run]) -> list[dict[str, Any]]:
         group = [r for r in chosen if _setting(r) == k]
         row = {"experiment": k[0], "arm": k[1], "forget_bias": k[2], "task": k[3], "seq_len": k[4], "n_seeds": len(group)}
         for q in ("h", "c"):
-            mats = [(getattr(r.grad_flow, q), r.grad_flow) for r in group if getattr(r.grad_flow, q) is not None]
-            row[f"log10_ratio_{q}_init"] = (median_of([contract.log10_ratio(m[0]) for m, gf in mats if gf.has_init])
-                                            if mats else None)
-            row[f"log10_ratio_{q}_final"] = median_of([contract.log10_ratio(m[-1]) for m, _ in mats]) if mats else None
+            for when in (INIT, FINAL):
+                row[f"log10_ratio_{q}_{when}"] = median_log10_ratio(group, q, when)
         row["final_step"] = max(int(r.grad_flow.steps[-1]) for r in group)
         rows.append(row)
     return rows
@@ -216,6 +216,8 @@ def headline_numbers(runs: Sequence[Run], figures: dict[str, dict[str, Any]] | N
         "gradient_paths": gradient_paths_table(runs),
         "divergence": divergence_table(runs),
         "loss_cliff": loss_cliff_table(runs),
+        "cures": cures_table(runs),
+        "spectrum": spectrum_tables(runs),  # {'cures': [...], 'exploding': [...]}
         "figures": {name: {k: v for k, v in info.items() if k != "data"} for name, info in (figures or {}).items()},
         "problems": [p for r in runs for p in r.problems],
     }

@@ -174,13 +174,73 @@ def _loss_cliff_section(numbers: dict[str, Any]) -> list[str]:
     return head + (rows or ["| n/a | | | 0 | n/a | | n/a | n/a | 0 | n/a | n/a |"])
 
 
+def _step(value: Any, never: str = "never") -> str:
+    """A step number; `never` for +inf (never reached) or None where the step is the answer to 'when'."""
+    if value is None:
+        return never
+    return never if math.isinf(float(value)) else str(int(value))
+
+
+def _cures_section(numbers: dict[str, Any]) -> list[str]:
+    head = ["## Cures (cures experiment)", "",
+            "Per task at one sequence length (T=100 where run, else the longest) and cell: the final "
+            f"`val_normalized_loss` of {contract.SUMMARY_FILE} (1 = memoryless baseline), median and per seed (seed "
+            "order); the median `val_accuracy`; the first logged step whose validation loss fell below 0.9 × the "
+            "baseline, median over seeds (never: the median seed never got there), with how many seeds did; and "
+            f"log10(‖∂L/∂h_0‖ / ‖∂L/∂h_{{T-1}}‖) of {contract.GRAD_FLOW_FILE}, median over seeds, at init (step 0) "
+            "and after training (as in the gradient-flow table).", "",
+            "| task | T | cell | n seeds | median val loss / baseline | per seed | median val accuracy | "
+            "first step < 0.9 × baseline | seeds below | h init | h end |",
+            "|---|---:|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+    rows = [f"| {r['task']} | {r['seq_len']} | {r['arm']} | {r['n_seeds']} | "
+            f"{fmt_num(r['median_val_normalized_loss'], 4)} | {', '.join(fmt_num(v) for v in r['val_normalized_loss'])} | "
+            f"{fmt_num(r['median_val_accuracy'])} | {_step(r['median_first_step_below'])} | "
+            f"{r['n_below']}/{r['n_seeds']} | {_ratio(r['median_log10_ratio_h_init'])} | "
+            f"{_ratio(r['median_log10_ratio_h_final'])} |"
+            for r in numbers["cures"]]
+    return head + (rows or ["| n/a | | | 0 | n/a | | n/a | n/a | | n/a | n/a |"])
+
+
+def _spectrum_section(numbers: dict[str, Any]) -> list[str]:
+    head = ["## Recurrent spectrum", "",
+            f"From {contract.SPECTRUM_FILE}: σ_max and the spectral radius of each recurrent matrix (one per gate "
+            "block), beside Pascanu et al.'s (2013) bound 1/γ (1 for tanh and ReLU blocks, 4 for sigmoid gates): "
+            "σ_max < 1/γ for every block guarantees that the gradient vanishes back in time; σ_max > 1/γ for some "
+            "block is necessary for it to explode. Cures experiment, per task (at the T of the cures table) and "
+            "cell: medians over seeds at init (step 0) and at the last measurement; for a gated cell also the max "
+            "over its blocks, whose last column counts the seeds with every block below its 1/γ at init.", "",
+            "| task | T | cell | block | 1/γ | n seeds | σ_max init | σ_max end | radius init | "
+            "σ_max < 1/γ at init (seeds) | end step |",
+            "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [f"| {r['task']} | {r['seq_len']} | {r['arm']} | {r['block'] or 'max over blocks'} | {_fb(r['bound'])} | "
+            f"{r['n_seeds']} | {fmt_num(r['sigma_init'])} | {fmt_num(r['sigma_end'])} | {fmt_num(r['radius_init'])} | "
+            f"{'' if r['block'] else 'all blocks: '}{r['n_below_bound_init']}/{r['n_init']} | {r['end_step']} |"
+            for r in numbers["spectrum"]["cures"]]
+    lines = head + (rows or ["| n/a | | | | | 0 | n/a | n/a | n/a | | |"])
+    lines += ["", "Exploding experiment: the unclipped run that blows up (SGD first, a diverged run first, the largest "
+              "lr) and its norm-clipped twin (same lr and seed): σ_max per block at step 0, at the first uphill step "
+              f"({contract.LOSS_CLIFF_FILE}: the first update that multiplied its batch loss) and at the divergence "
+              f"({contract.SUMMARY_FILE} diverged_at_step), each the last measurement at or before it; and the first "
+              "measured step where σ_max exceeds 1/γ (the 'all blocks' row: the max of σ_max, and the first step any "
+              "block does). Step s = after s updates.", "",
+              "| optimizer | lr | seed | clipping | block | 1/γ | σ_max step 0 | first uphill step | σ_max there | "
+              "diverged at | σ_max there | first step σ_max > 1/γ |",
+              "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [f"| {r['optimizer']} | {fmt_num(r['lr'])} | {r['seed']} | {r['clipping']} | {r['block'] or 'all blocks'} | "
+            f"{_fb(r['bound'])} | {fmt_num(r['sigma_init'])} | {_step(r['first_uphill_step'], 'none')} | "
+            f"{fmt_num(r['sigma_first_uphill'])} | {_step(r['diverged_at_step'], 'no')} | "
+            f"{fmt_num(r['sigma_divergence'])} | {_step(r['first_above_bound'])} |"
+            for r in numbers["spectrum"]["exploding"]]
+    return lines + (rows or ["| n/a | | | | | | n/a | | n/a | | n/a | |"])
+
+
 def markdown(numbers: dict[str, Any]) -> str:
     lines = ["# Sweep summary", ""]
     if numbers["sources"]:
         lines += ["Runs read from: " + _paths(numbers["sources"]), ""]
     lines += _status_section(numbers) + [""] + _final_loss_section(numbers) + [""] + _grad_flow_section(numbers)
     lines += [""] + _gradient_paths_section(numbers) + [""] + _divergence_section(numbers)
-    lines += [""] + _loss_cliff_section(numbers)
+    lines += [""] + _loss_cliff_section(numbers) + [""] + _cures_section(numbers) + [""] + _spectrum_section(numbers)
     if numbers["figures"]:
         lines += ["", "## Figures", ""]
         for name, info in numbers["figures"].items():
