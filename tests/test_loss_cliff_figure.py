@@ -24,8 +24,10 @@ from rnn_gradients.figures.registry import FIGURE_NAMES
 B = ADDING_BASELINE
 ALPHAS = np.logspace(-4, 1, 11)  # 1e-4 .. 10, half a decade apart
 NAN = float("nan")
-# what the hand-made sweep draws: every figure but this one and gradient_paths (its grad_flow.npz predates the paths)
-OTHER_FIGURES = tuple(n for n in FIGURE_NAMES if n not in ("loss_cliff", "gradient_paths"))
+# what the hand-made sweep draws: every figure but this one, gradient_paths (its grad_flow.npz predates the paths),
+# and cures and recurrent_spectrum (it has no cures sweep and no spectrum.npz; both drawn in test_pipeline)
+OTHER_FIGURES = tuple(n for n in FIGURE_NAMES
+                      if n not in ("loss_cliff", "gradient_paths", "cures", "recurrent_spectrum"))
 
 
 def run_figures(args, cwd: Path) -> subprocess.CompletedProcess:
@@ -257,6 +259,9 @@ def test_a_sweep_without_loss_cliff_files_draws_every_other_figure(tmp_path):
     skipped = numbers["figures"]["loss_cliff"]
     assert skipped["status"] == "skipped" and not (out / "loss_cliff.png").exists()
     assert "loss_cliff.npz" in skipped["reason"] and "python -m rnn_gradients.train -m experiment=exploding" in skipped["reason"]
+    for name in ("cures", "recurrent_spectrum"):  # no cures runs, no spectrum.npz: skipped with the command to run
+        assert numbers["figures"][name]["status"] == "skipped", name
+        assert "-m experiment=cures" in numbers["figures"][name]["reason"], name
     for name in OTHER_FIGURES:
         assert numbers["figures"][name]["status"] == "written", name
         assert (out / f"{name}.png").is_file() and (out / f"{name}.pdf").is_file()

@@ -138,3 +138,12 @@ def test_modrelu_orthogonal_rnn_is_expRNNs_cell_and_probed_exactly(layer):
     assert probe.grads["h"].abs().max() > 0
     torch.testing.assert_close(probe.grads["h"], reference["h"], rtol=1e-9, atol=1e-12)
     assert sorted(net.cell.recurrent_matrices(net.rnn)) == ["l0_hh", "l1_hh"]
+
+
+def test_orthogonal_constraint_refuses_a_non_square_matrix():
+    from rnn_gradients.cells._orthogonal_layers import constrain
+
+    layer = torch.nn.Linear(3, 5)  # torch's parametrization would accept it as semi-orthogonal
+    with pytest.raises(ValueError, match=r"weight has shape \(5, 3\): the orthogonal constraint needs a square matrix"):
+        constrain(layer, "weight", "haar", "matrix_exp")
+    assert not torch.nn.utils.parametrize.is_parametrized(layer)

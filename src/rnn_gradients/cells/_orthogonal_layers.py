@@ -32,6 +32,8 @@ def henaff_(weight: Tensor) -> Tensor:
 def constrain(module: nn.Module, name: str, init: str, orthogonal_map: str) -> None:
     """Start `module.<name>` orthogonal ("haar": uniform on the group; "henaff"), then keep it there."""
     weight = getattr(module, name)
+    if weight.dim() != 2 or weight.shape[0] != weight.shape[1]:  # torch would make it semi-orthogonal, silently
+        raise ValueError(f"{name} has shape {tuple(weight.shape)}: the orthogonal constraint needs a square matrix")
     nn.init.orthogonal_(weight) if init == "haar" else henaff_(weight)
     orthogonal(module, name, orthogonal_map=orthogonal_map)
 
