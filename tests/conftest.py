@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -68,6 +69,26 @@ def read_summary(run_dir: Path) -> dict:
 
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+class SmokeRun(NamedTuple):
+    outputs: Path  # reproduce.py's --output-dir; its parent is the folder it ran in
+    proc: subprocess.CompletedProcess
+
+
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory) -> SmokeRun:
+    """`make reproduce PROFILE=smoke`'s script, once per session: its four sweeps (44 jobs of the joblib
+    launcher) serve both the pipeline's tests (figures, tables) and the CLI's sweep tests (layout, summaries,
+    event files, job by job), so the suite runs one smoke sweep, not two."""
+    cwd = tmp_path_factory.mktemp("reproduce")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "reproduce.py"), "--profile", "smoke", "--output-dir", str(cwd / "outputs")],
+        cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=600,
+    )
+    return SmokeRun(cwd / "outputs", proc)
+
+
 SLURM_SCRIPT = ROOT / "scripts" / "slurm_local.sh"
 SLURM_CONF = Path("/etc/slurm/slurm.conf")
 

@@ -18,6 +18,9 @@ import yaml
 HIST_TAG = "grad_hist/rnn.weight_hh_l0"
 ADDING_BASELINE = 1 / 6
 ARM_CELL = {"RNN": ("rnn", "none"), "LSTM": ("lstm", "none"), "LSTM+clip": ("lstm", "norm")}
+# The `_target_` a composed config names each cell and task by (conf/model/*.yaml, conf/data/*.yaml).
+CELL_TARGET = {"rnn": "rnn_gradients.cells.rnn.RNN", "lstm": "rnn_gradients.cells.lstm.LSTM"}
+TASK_TARGET = {"adding": "rnn_gradients.tasks.adding.Adding", "copy": "rnn_gradients.tasks.copy.Copy"}
 # val/normalized_loss at steps 100, 200, 300 for seed 0; seed s is scaled by (1 + 0.1 s).
 VAL_BASE = {"RNN": [1.0, 1.0, 0.98], "LSTM": [0.9, 0.5, 0.1], "LSTM+clip": [0.8, 0.4, 0.05]}
 VAL_STEPS = [100, 200, 300]
@@ -40,8 +43,9 @@ def write_job(job: Path, *, experiment: str | None, arm: str = "LSTM", task: str
     hydra.mkdir()
     config = {
         "seed": seed,
-        "data": {"name": task, "seq_len": seq_len},
-        "model": {"cell": cell, "hidden_size": 16, "forget_bias": forget_bias if cell == "lstm" else None},
+        "data": {"_target_": TASK_TARGET[task], "seq_len": seq_len},
+        "model": {"_target_": CELL_TARGET[cell], "hidden_size": 16,
+                  "forget_bias": forget_bias if cell == "lstm" else None},
         "clipping": {"mode": clipping, "threshold": threshold},
         "optimizer": {"_target_": {"adam": "torch.optim.Adam", "sgd": "torch.optim.SGD"}[optimizer], "lr": lr},
         "trainer": {"max_steps": steps},

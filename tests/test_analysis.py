@@ -12,12 +12,12 @@ import pytest
 
 from handmade_sweep import (
     ARM_CELL, HIST_STEPS, HIST_TAG, N_JOBS, SPIKE_STEP, T_ARMS, VAL_BASE, VAL_STEPS, by_path, grad_norm_series,
-    hist_counts, make_sweep,
+    hist_counts, make_sweep, write_job,
 )
 from rnn_gradients.analysis import (
     W_HH_HIST_TAG, aggregate_curves, detect_spikes, discover_run_dirs, divergence_table, final_loss_table,
-    grad_flow_data, grad_flow_table, grad_histogram_data, grad_norm_data, learning_curve_data, load_runs,
-    loss_vs_seq_len_data, read_run_events, rebin, scalar_toy_data, status_counts,
+    grad_flow_data, grad_flow_table, grad_histogram_data, grad_norm_data, gradient_paths_data, learning_curve_data,
+    load_runs, loss_vs_seq_len_data, read_run_events, rebin, scalar_toy_data, status_counts,
 )
 from rnn_gradients.cells import by_name
 
@@ -178,9 +178,10 @@ def test_divergence_fractions_are_exact(runs):
     expected = {("sgd", "none", 1.0): (2, 1, 1, 2), ("sgd", "none", 0.01): (2, 0, 0, 0),
                 ("sgd", "norm", 1.0): (2, 0, 1, 1), ("sgd", "norm", 0.01): (2, 1, 0, 1)}
     assert set(rows) == set(expected)
-    for key, (n, diverged, spiked, bad) in expected.items():
+    for key, (n, diverged, excursion, bad) in expected.items():
         row = rows[key]
-        assert (row["n_runs"], row["n_diverged"], row["n_spiked"], row["n_diverged_or_spiked"]) == (n, diverged, spiked, bad), key
+        counted = (row["n_runs"], row["n_diverged"], row["n_loss_excursion"], row["n_diverged_or_excursion"])
+        assert counted == (n, diverged, excursion, bad), key
         assert row["fraction"] == pytest.approx(bad / n)
     assert rows[("sgd", "none", 1.0)]["n_not_finished"] == 1  # no summary.json
     assert rows[("sgd", "norm", 1.0)]["n_not_finished"] == 1  # interrupted
@@ -206,6 +207,45 @@ def test_grad_flow_ratios(runs):
     assert panel["curves"][("RNN", "h")]["init_ratio"] == pytest.approx(-0.11 * (T_ARMS - 1))
     assert panel["curves"][("LSTM", "c")]["final_ratio"] == pytest.approx(-(0.02 + 0.01) / 4 * (T_ARMS - 1))
     assert list(data["forget_bias"]["curves"]) == [0.0, 5.0] and data["forget_bias"]["cell"] == "LSTM"
+
+
+def two_point_curve(first: float, last: float, length: int = 5) -> np.ndarray:
+    """A gradient-norm curve over t from `first` (t=0) to `last` (t=T-1), geometric in between."""
+    return np.geomspace(first, last, length)
+
+
+def test_legends_and_tables_give_the_median_of_the_seeds_ratios(tmp_path):
+    """Three seeds whose log10(first/last) are -10, -4 and -5: the median of the ratios is -5, while the ratio of
+    the median curve is log10(median(1e-10, 1e-6, 1e-8) / median(1, 1e-2, 1e-3)) = -6. Every table, legend and
+    caption prints -5 (analysis.flow_ratios), never -6."""
+    ends = [(1e-10, 1.0), (1e-6, 1e-2), (1e-8, 1e-3)]
+    for seed, (first, last) in enumerate(ends):
+        h = np.stack([two_point_curve(first, last), two_point_curve(first, last)])
+        c = np.stack([two_point_curve(first, last), two_point_curve(first, last)])
+        flow = {"steps": np.array([0, 300]), "h": h, "c": c, "loss": np.array([0.2, 0.1])}
+        write_job(tmp_path / "arms" / str(seed), experiment="arms", arm="LSTM", seq_len=5, seed=seed, grad_flow=flow)
+        write_job(tmp_path / "fb" / str(seed), experiment="forget_bias", arm="LSTM", seq_len=5, seed=seed,
+                  forget_bias=1.0, grad_flow=flow)
+    runs = load_runs([tmp_path], events=False)
+    table = {(r["experiment"], r["arm"]): r for r in grad_flow_table(runs)}
+    panel = grad_flow_data(runs)
+    for when in ("init", "final"):
+        assert table[("arms", "LSTM")][f"log10_ratio_h_{when}"] == pytest.approx(-5)
+        assert table[("forget_bias", "LSTM")][f"log10_ratio_c_{when}"] == pytest.approx(-5)
+        assert panel["tasks"]["adding"]["curves"][("LSTM", "h")][f"{when}_ratio"] == pytest.approx(-5)
+        assert panel["tasks"]["adding"]["curves"][("LSTM", "c")][f"{when}_ratio"] == pytest.approx(-5)
+    assert panel["forget_bias"]["curves"][1.0]["init_ratio"] == pytest.approx(-5)
+    median_curve = panel["tasks"]["adding"]["curves"][("LSTM", "h")]["init"]  # what the figure draws
+    assert np.log10(median_curve[0] / median_curve[-1]) == pytest.approx(-6)
+    # the gradient-paths figure's words about ‖∂L/∂c_t‖ read the same statistic
+    for seed, (first, last) in enumerate(ends):
+        c = np.stack([two_point_curve(first, last)] * 2)
+        flow = {"steps": np.array([0, 300]), "h": c, "c": c, "loss": np.array([0.2, 0.1]),
+                "c_via_carry": c / 2, "c_via_output": c / 3}
+        write_job(tmp_path / "paths" / str(seed), experiment="forget_bias", arm="LSTM", seq_len=5, seed=seed,
+                  forget_bias=2.0, grad_flow=flow)
+    entry = gradient_paths_data(load_runs([tmp_path / "paths"], events=False))["biases"][2.0]
+    assert entry["c_ratio_init"] == pytest.approx(-5) and entry["c_ratio_final"] == pytest.approx(-5)
 
 
 def test_histogram_heatmap_keeps_every_count(runs):

@@ -15,7 +15,12 @@ import pytest
 from handmade_sweep import N_JOBS, make_sweep, write_job
 from rnn_gradients.figures.registry import FIGURE_NAMES, needed_tags
 
-# The figures README.md lists, in its order: the registry must hold exactly these.
+# Every figure, in the order README.md's table of figures lists them: the registry must hold exactly these.
+ALL_FIGURES = ("scalar_toy", "grad_flow_through_time", "gradient_paths", "learning_curves", "grad_norm_training",
+               "loss_vs_seq_len", "divergence_vs_lr", "loss_cliff", "grad_histograms", "cures", "recurrent_spectrum")
+# What the hand-made sweep has data for. It lacks: the cell-state paths in grad_flow.npz (gradient_paths),
+# loss_cliff.npz (loss_cliff: drawn in test_loss_cliff_figure.py), the cures experiment and spectrum.npz (cures,
+# recurrent_spectrum: drawn in test_pipeline.py); those are skipped here.
 FIGURES = ("scalar_toy", "grad_flow_through_time", "learning_curves", "grad_norm_training", "loss_vs_seq_len",
            "divergence_vs_lr", "grad_histograms")
 
@@ -26,12 +31,7 @@ def sweep(tmp_path_factory) -> Path:
 
 
 def test_registry_holds_the_documented_figures_in_order():
-    # gradient_paths needs the cell-state paths in grad_flow.npz, which the hand-made sweep predates (skipped there)
-    # loss_cliff needs loss_cliff.npz of exploding runs, which the hand-made sweep lacks (skipped there;
-    # drawn in test_loss_cliff_figure.py)
-    # cures and recurrent_spectrum need the cures experiment and spectrum.npz (skipped there; drawn in test_pipeline)
-    assert FIGURE_NAMES == (FIGURES[:2] + ("gradient_paths",) + FIGURES[2:6] + ("loss_cliff",) + FIGURES[6:]
-                            + ("cures", "recurrent_spectrum"))
+    assert FIGURE_NAMES == ALL_FIGURES
     # what is kept of the event files: the figures' tags and the tables' (the rest is not read)
     assert needed_tags() == {"val/normalized_loss", "train/loss", "grad_norm/total_preclip", "grad_norm/clipped",
                              "grad_hist/rnn.weight_hh_l0"}
@@ -109,6 +109,17 @@ def test_cli_tables(cli_out):
     # one status vocabulary (rnn_gradients.contract), as in the sweep report
     assert numbers["counts"]["all"]["missing"] == 2 and numbers["counts"]["all"]["unreadable"] == 1
     assert len(numbers["missing"]) == 2 and len(numbers["unreadable"]) == 1
+    # failed lists the failed job only; the interrupted one has its own list and line
+    assert [Path(p).parts[-2:] for p in numbers["failed"]] == [("arms", "10")]
+    assert [Path(p).parts[-2:] for p in numbers["interrupted"]] == [("exploding", "9")]
+    assert "| experiment | completed | diverged | failed | interrupted | missing | unreadable | other | total |" in md
+    assert "| **all** | 19 | 1 | 1 | 1 | 2 | 1 | 0 | 25 |" in md
+    failed_line = next(line for line in md.splitlines() if line.startswith("Failed jobs: "))
+    interrupted_line = next(line for line in md.splitlines() if line.startswith("Interrupted jobs: "))
+    assert failed_line.count("`") == 2 and failed_line.endswith(f"{os.sep}arms{os.sep}10`")
+    assert interrupted_line.count("`") == 2 and interrupted_line.endswith(f"{os.sep}exploding{os.sep}9`")
+    # the aggregation of every number over seeds is named once, at the top
+    assert md.splitlines()[2].startswith("Aggregation: a number over seeds is the median of the per-seed values")
     assert "failed_or_running" not in (out / "summary_numbers.json").read_text()
     assert all(numbers["figures"][name]["status"] == "written" for name in FIGURES)
     fractions = {(d["optimizer"], d["clipping"], d["lr"]): d["fraction"] for d in numbers["divergence"]}

@@ -38,6 +38,41 @@ def test_the_registries_are_torch_free():
                         "[t.baseline(10) for t in tasks.registered()]") == []
 
 
+def test_the_run_folder_readers_are_torch_free(tmp_path):
+    """docs/architecture.md: analysis reads files only. Every module of rnn_gradients.analysis and the sweep
+    report import no torch, and reading unfinished jobs of every arm and task (their label and baseline come
+    from the cells' and tasks' declarations), a corrupt summary and an interrupted one loads none either."""
+    import yaml
+    from omegaconf import OmegaConf
+
+    from conftest import compose_config
+    from rnn_gradients.paths import config_dir
+
+    arms = sorted(p.stem for p in (config_dir() / "arm").glob("*.yaml"))
+    tasks = sorted(p.stem for p in (config_dir() / "data").glob("*.yaml"))
+    jobs = [[f"arm={arm}"] for arm in arms] + [["arm=lstm", f"data={task}"] for task in tasks]
+    for number, overrides in enumerate(jobs):
+        job = tmp_path / f"{number}_job"
+        (job / ".hydra").mkdir(parents=True)
+        (job / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(compose_config(overrides)))
+        (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (tmp_path / "0_job" / "summary.json").write_text("{not json")
+    (tmp_path / "1_job" / "summary.json").write_text(json.dumps({"status": "interrupted", "steps": 5}))
+    code = textwrap.dedent(f"""
+        import importlib, pkgutil
+        import rnn_gradients.analysis as analysis
+        from rnn_gradients import sweep_report
+        for module in pkgutil.iter_modules(analysis.__path__):
+            importlib.import_module(f"rnn_gradients.analysis.{{module.name}}")
+        report = sweep_report.collect({str(tmp_path)!r})
+        runs = analysis.load_runs([{str(tmp_path)!r}], events=False, warn=False)
+        assert len(report.jobs) == len(runs) == {len(jobs)}, (len(report.jobs), len(runs))
+        assert all(job["arm"] and run.get("arm") and run.get("baseline_loss") for job, run in zip(report.jobs, runs))
+        assert [job["status"] for job in report.jobs][:3] == ["unreadable", "interrupted", "missing"]
+    """)
+    assert loaded_heavy(code) == []
+
+
 def imported_modules(importtime_stderr: str) -> set[str]:
     """Top-level packages named in `python -X importtime` output."""
     return {line.split("|")[-1].strip().split(".")[0] for line in importtime_stderr.splitlines() if line.startswith("import time:")}

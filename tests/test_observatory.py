@@ -17,6 +17,7 @@ import pytest
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
 from conftest import TINY, compose_config, job_dir, read_summary, run_cli
 from rnn_gradients.observatory.gate_stats import GateStatsLogger
@@ -274,3 +275,22 @@ def test_divergence_stops_the_run_and_the_sweep_goes_on(tmp_path):
         assert scalars(acc, "hparams/diverged") == {summary["steps"]: float(summary["diverged"])}
         assert scalars(acc, "hparams/steps") == {summary["steps"]: float(summary["steps"])}
     assert scalars(events(job_dir(sweep, 0) / "tensorboard"), "hparams/diverged_at_step") == {blown["steps"]: blown["diverged_at_step"]}
+    # ... and so does the HParams session's end status (tb_overview.END_STATUS)
+    for job, status in ((0, api_pb2.STATUS_FAILURE), (1, api_pb2.STATUS_SUCCESS)):
+        content = events(job_dir(sweep, job) / "tensorboard").PluginTagToContent("hparams")["_hparams_/session_end_info"]
+        assert plugin_data_pb2.HParamsPluginData.FromString(content).session_end_info.status == status
+
+
+@pytest.mark.parametrize("monitor_first", [True, False])
+def test_the_cliff_recorder_gets_the_divergence_verdict_whatever_the_callback_order(tmp_path, monitor_first):
+    """SGD at lr 1 blows the RNN's loss past 100 x baseline while it is still finite: only the divergence
+    monitor's verdict (callback_interfaces.DivergenceVerdict) says so, and the recorder keeps the step
+    before it whether Lightning calls the monitor before or after it."""
+    from rnn_gradients.guards.divergence_monitor import DivergenceMonitor
+    from rnn_gradients.observatory.cliff_recorder import LossCliffRecorder
+
+    monitor, recorder = DivergenceMonitor(loss_multiple=100.0, warmup_steps=5), LossCliffRecorder(num_alphas=3, output_dir=tmp_path)
+    overrides = ["model=rnn", "optimizer=sgd", "optimizer.lr=1.0", "clipping=none", "data.seq_len=10", "model.hidden_size=16"]
+    fit_in_process(tmp_path, overrides, [monitor, recorder] if monitor_first else [recorder, monitor], steps=20)
+    assert monitor.diverged_at is not None and "baseline" in monitor.reason  # the loss rule, not a non-finite loss
+    assert recorder.records["before_divergence"]["step"] == monitor.diverged_at - 1

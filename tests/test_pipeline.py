@@ -1,34 +1,23 @@
-"""End to end: `make reproduce PROFILE=smoke`'s script, and the sweep launchers (joblib, submitit)."""
+"""End to end: `make reproduce PROFILE=smoke`'s script (conftest.smoke, whose jobs test_cli.py checks one by one),
+and the sweep launchers (joblib, submitit)."""
 
 from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
+import os
 from pathlib import Path
 
 import matplotlib.image
 import numpy as np
 import pytest
 
-from conftest import TINY, cli_env, job_dir, read_summary, run_cli
+from conftest import TINY, job_dir, read_summary, run_cli
 from run_checks import curve, weights
 
-ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ["scalar_toy", "grad_flow_through_time", "gradient_paths", "learning_curves", "grad_norm_training",
            "loss_vs_seq_len", "divergence_vs_lr", "loss_cliff", "grad_histograms", "cures", "recurrent_spectrum"]
 CURE_ARMS = ("RNN", "IRNN", "RNN (orthogonal)", "RNN (orthogonal, modReLU)", "GRU", "LSTM", "LSTM (chrono)")
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    out = tmp_path_factory.mktemp("reproduce")
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "reproduce.py"), "--profile", "smoke", "--output-dir", str(out / "outputs")],
-        cwd=out, env=cli_env(), capture_output=True, text=True, timeout=600,
-    )
-    return out / "outputs", proc
 
 
 def test_smoke_profile_runs_all_four_sweeps(smoke):
@@ -76,8 +65,6 @@ def test_joblib_launcher_gives_each_job_its_share_of_the_cores(tmp_path):
     result = run_cli(["-m", *TINY, "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "seed=0,1",
                       f"hydra.sweep.dir={tmp_path / 'sweep'}"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    import os
-
     cores = len(os.sched_getaffinity(0))
     for job in (0, 1):
         log = (job_dir(tmp_path / "sweep", job) / "train.log").read_text()

@@ -106,7 +106,7 @@ def test_one_failing_job_does_not_stop_the_sweep(tmp_path):
     assert failed["status"] == "failed" and "NoSuchOptimizer" in failed["failure_reason"]
     assert ok["status"] == "completed" and ok["steps"] == 5  # ... but the other job ran
     report = json.loads((sweep / "sweep_report.json").read_text())
-    assert report["counts"] == {"completed": 1, "diverged": 0, "failed": 1, "interrupted": 0, "missing": 0}
+    assert report["counts"] == {"completed": 1, "diverged": 0, "failed": 1, "interrupted": 0, "missing": 0, "unreadable": 0}
     table = (sweep / "sweep_report.md").read_text()
     assert "| 0_lstm_adding_T20_s0 | failed |" in table and "NoSuchOptimizer" in table and "| 1_lstm_adding_T20_s0 | completed |" in table
 
@@ -140,3 +140,49 @@ def test_unwritable_or_full_output_is_refused_before_training(tmp_path, override
     lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
     assert len(lines) == 1 and key in lines[0], lines
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def _kill_copies(monkeypatch) -> None:
+    """Every file copy writes its first 100 bytes, then the process is 'killed' (KeyboardInterrupt)."""
+    import shutil
+
+    def killed(source, target, *args) -> None:
+        target.write(source.read(100))
+        target.flush()
+        raise KeyboardInterrupt("killed mid-copy")
+
+    monkeypatch.setattr(shutil, "_fastcopy_sendfile", killed, raising=False)
+    monkeypatch.setattr(shutil, "copyfileobj", killed)
+
+
+def test_last_checkpoint_survives_a_kill_where_lightnings_own_atomic_save_does_not(tmp_path, monkeypatch):
+    """Why PeriodicCheckpoint writes through its own temporary file (guards/checkpointing.py): Lightning
+    writes a checkpoint to the system temp dir and moves it into place, and from another filesystem
+    (node-local /tmp, run dir on shared storage) that move is a copy into the file itself."""
+    import tempfile
+
+    import lightning.pytorch as pl
+    from lightning.fabric.utilities.cloud_io import _atomic_save
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    from rnn_gradients.guards.checkpointing import save_last_checkpoint
+
+    other_fs = Path("/dev/shm")
+    if not other_fs.is_dir() or os.stat(other_fs).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs a temp dir on another filesystem than tmp_path (/dev/shm)")
+    trainer = pl.Trainer(accelerator="cpu", max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, limit_val_batches=0)
+    trainer.fit(BoringModel())
+    last = save_last_checkpoint(trainer, tmp_path)
+    direct = tmp_path / "direct.ckpt"
+    _atomic_save({"global_step": 2}, direct)
+
+    monkeypatch.setattr(tempfile, "tempdir", str(other_fs))
+    _kill_copies(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        _atomic_save({"global_step": 3, "blob": os.urandom(100_000)}, direct)
+    with pytest.raises(Exception, match="zip archive"):  # Lightning's own write: truncated in place
+        torch.load(direct, weights_only=True)
+    with pytest.raises(KeyboardInterrupt):
+        save_last_checkpoint(trainer, tmp_path)
+    assert torch.load(last, weights_only=True)["global_step"] == 2  # the previous last.ckpt, whole

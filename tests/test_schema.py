@@ -1,6 +1,7 @@
 """The config schema (rnn_gradients.schema) against every config a user can compose: every leaf has a
 rule, every shipped default obeys it. Bad values themselves are tried through the real command line,
-in one table: tests/test_bad_inputs.py."""
+in one table: tests/test_bad_inputs.py; the constructors' refusals against the command line's, and the
+check of every job of a sweep: tests/test_rules.py."""
 
 from __future__ import annotations
 

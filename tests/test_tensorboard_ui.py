@@ -1,5 +1,6 @@
 """TensorBoard as the place to compare a sweep, tested as a user sees it: a real server on loopback over a
-real multirun, read through its HTTP API, and its HParams tab rendered in headless Chromium."""
+real multirun, read through its HTTP API, and its HParams and Custom Scalars tabs rendered in headless
+Chromium, read back as the text on screen (scripts/tensorboard_screens.Page)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import matplotlib.image
-import numpy as np
 import pytest
 
 from conftest import ROOT, TINY, cli_env, name_of, read_summary
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from tensorboard_screens import ensure_chromium, get_json, screenshot, start_tensorboard  # noqa: E402
+from tensorboard_screens import Page, Text, ensure_chromium, get_json, start_tensorboard  # noqa: E402
 
 ARMS = ("rnn", "lstm", "lstm_clip")
 HPARAMS = {"arm", "model", "task", "seq_len", "hidden_size", "num_layers", "init", "forget_bias", "optimizer", "lr",
@@ -104,24 +103,62 @@ def test_console_has_one_line_per_fact(sweep):
     assert all(f"/{len(ARMS)} jobs finished (0 diverged, 0 failed)" in line for line in lines)
 
 
-def test_hparams_tab_renders_in_a_real_browser(port, tmp_path):
-    """The HParams tab of the sweep differs from the same tab of a TensorBoard with no runs ('no data')."""
+@pytest.fixture(scope="module")
+def chromium() -> None:
     try:
         ensure_chromium()
     except (RuntimeError, subprocess.CalledProcessError) as error:
         if os.environ.get("CI") == "true":
             raise
         pytest.skip(str(error))
-    shot = matplotlib.image.imread(screenshot(f"http://127.0.0.1:{port}/#hparams", tmp_path / "hparams.png"))
-    empty_dir = tmp_path / "empty"
-    empty_dir.mkdir()
-    server, empty_port = start_tensorboard(empty_dir, 0)
-    try:
-        empty = matplotlib.image.imread(screenshot(f"http://127.0.0.1:{empty_port}/#hparams", tmp_path / "empty.png"))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    assert shot.shape == empty.shape and shot.shape[0] >= 800
-    assert shot.std() > 0.1  # not a blank page
-    changed = np.abs(shot[..., :3] - empty[..., :3]).max(axis=-1) > 0.2
-    assert changed.mean() > 0.02, "the HParams tab shows nothing more than an empty TensorBoard"
+
+
+def hparams_table(texts: list[Text]) -> list[dict[str, str]]:
+    """The HParams table view as it is drawn: one {column header: cell text} per line below the header,
+    each cell under the header it is aligned with (the filter panel to the table's left is left out)."""
+    header = next((t for t in texts if t.text == "Trial ID"), None)
+    if header is None:
+        return []
+    columns = sorted((t for t in texts if abs(t.middle - header.middle) < 12 and t.left >= header.left - 2),
+                     key=lambda t: t.left)
+    lines: list[list[Text]] = []
+    for t in sorted((t for t in texts if t.middle > header.middle + 12 and t.left >= header.left - 2), key=lambda t: t.middle):
+        if lines and abs(t.middle - lines[-1][0].middle) < 4:
+            lines[-1].append(t)
+        else:
+            lines.append([t])
+    def column(cell: Text) -> str:
+        return next((c.text for c in reversed(columns) if c.left <= cell.left + 2), "?")
+    return [{column(cell): cell.text for cell in line} for line in lines]
+
+
+def test_hparams_tab_shows_one_row_per_job_in_a_real_browser(chromium, sweep, port):
+    """A row per job, led by its run name (the Trial ID column shows it cut short; the cell holds it whole),
+    with the job's arm, clipping and final normalized validation loss, as its summary.json has them."""
+    jobs = {f"{folder.name}/tensorboard": read_summary(folder) for folder in sweep[0].iterdir() if (folder / "summary.json").is_file()}
+    assert len(jobs) == len(ARMS)
+    metric = "hparams/val_normalized_loss"
+    with Page(f"http://127.0.0.1:{port}/#hparams", width=1800) as page:
+        texts = page.wait_for(lambda seen: {row.get("Trial ID") for row in hparams_table(seen) if metric in row} == set(jobs))
+    rows = {row["Trial ID"]: row for row in hparams_table(texts)}
+    assert len(rows) == len(jobs)
+    for run, summary in jobs.items():
+        row = rows[run]
+        assert (row["arm"], row["clipping"]) == (summary["arm"], summary["clipping"]), row
+        assert float(row[metric]) == pytest.approx(summary["val_normalized_loss"], abs=5.1e-5), row  # shown to 4 places
+
+
+def test_custom_scalars_tab_draws_every_chart_in_a_real_browser(chromium, sweep, port):
+    """Every chart of the layout, under its title, with lines matched in it, and every job in the run list."""
+    (category,) = get_json(port, "/data/plugin/custom_scalars/layout")["category"]
+    titles = [chart["title"] for chart in category["chart"]]
+    runs = {f"{folder.name}/tensorboard" for folder in sweep[0].iterdir() if (folder / "tensorboard").is_dir()}
+
+    def matched_charts(texts: list[Text]) -> int:
+        return sum(1 for t in texts if t.text.startswith("Matches (") and t.text != "Matches (0)")
+
+    with Page(f"http://127.0.0.1:{port}/#custom_scalars", width=1800) as page:
+        texts = page.wait_for(lambda seen: matched_charts(seen) == len(titles) and runs <= {t.text for t in seen})
+    shown = {t.text for t in texts}
+    assert category["title"] in shown
+    assert [title for title in titles if title not in shown] == []

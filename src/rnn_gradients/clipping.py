@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from rnn_gradients.choices import CLIP_MODES
+from rnn_gradients.schema import check_clipping
 
 
 @dataclass
@@ -29,10 +29,7 @@ class GradientClipper:
     """`mode='norm'`: g ← θ·g/‖g‖ when ‖g‖ > θ (Pascanu et al. 2013). `mode='value'`: each element to [-θ, θ]."""
 
     def __init__(self, mode: str = "none", threshold: float | None = None) -> None:
-        if mode not in CLIP_MODES:
-            raise ValueError(f"clipping.mode must be one of {list(CLIP_MODES)}, got {mode!r}")
-        if mode != "none" and (threshold is None or not threshold > 0):
-            raise ValueError(f"clipping.threshold must be > 0 for clipping={mode}, got {threshold}")
+        check_clipping(mode, threshold)  # the schema's rules: the command line's words for a bad value
         self.mode, self.threshold = mode, threshold
         self.last: ClipStats | None = None
 

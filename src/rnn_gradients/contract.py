@@ -36,10 +36,12 @@ DIVERGED = "diverged"
 FAILED = "failed"
 INTERRUPTED = "interrupted"
 MISSING = "missing"  # no summary.json: not started, still running, or killed outright
-UNREADABLE = "unreadable"  # a summary.json that is not valid JSON
-STATUSES = (COMPLETED, DIVERGED, FAILED, INTERRUPTED, MISSING)  # what summary.json / the report say
+UNREADABLE = "unreadable"  # a summary.json that is not a JSON object with one of SUMMARY_STATUSES
+SUMMARY_STATUSES = (COMPLETED, DIVERGED, FAILED, INTERRUPTED)  # what summary.json's "status" says
+# What a run folder is (analysis.run_status reads it): the columns of the sweep report and of summary.md.
+STATUSES = (*SUMMARY_STATUSES, MISSING, UNREADABLE)
 FINISHED = (COMPLETED, DIVERGED)  # final numbers: a resumed sweep skips these, the figures use them
-UNFINISHED = (FAILED, INTERRUPTED, MISSING)  # a sweep with one of these exits 1
+UNFINISHED = (FAILED, INTERRUPTED, MISSING, UNREADABLE)  # a sweep with one of these exits 1
 
 # ------------------------------------------------------------------------------- summary.json keys
 # What a run is (known before it starts) ...
@@ -163,7 +165,7 @@ def log10_ratio(norms: Sequence[float]) -> float:
     return math.log10(first / last)
 
 
-# ------------------------------------------------------------- cell-state gradient paths (issue 14)
+# ------------------------------------------------------------------- cell-state gradient paths (LSTM)
 # ∂L/∂c_t = carry + output: the carry path through c_{t+1} (f_{t+1} ⊙ ∂L/∂c_{t+1}, 0 at t = T-1) and
 # the output path through h_t (o_t ⊙ (1 − tanh²(c_t)) ⊙ ∂L/∂h_t). Their norms over t, one row per
 # measured step, are kept in GRAD_FLOW_FILE under these keys (empty (0, 0) arrays for the RNN), and in
@@ -173,7 +175,7 @@ GRAD_FLOW_OUTPUT_KEY = "c_via_output"
 GRAD_FLOW_PATH_KEYS = (GRAD_FLOW_CARRY_KEY, GRAD_FLOW_OUTPUT_KEY)
 
 
-# ----------------------------------------------------------------------- the loss cliff (issue 14)
+# ------------------------------- the loss cliff (Pascanu, Mikolov & Bengio 2013; docs/references.md: Clipping)
 # The training loss on one batch along the gradient direction, L(θ − α·g/‖g‖), recorded in the exploding
 # sweep at the step of the run's largest pre-clip gradient norm, at the step before a divergence, and at the
 # first step whose update multiplied the loss on its own batch (at least callbacks.loss_cliff.uphill_factor×):

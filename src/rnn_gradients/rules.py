@@ -1,7 +1,8 @@
 """The building blocks of config rules: a predicate with the words that say what it allows.
 
 Shared by the schema (top-level keys) and the plug-ins (a cell's or task's own keys), so both speak one
-language in their error lines. Torch-free and free of project imports: every module can use it.
+language in their error lines; the constructors check their arguments with the same Rule objects
+(`require`). Torch-free and free of project imports: every module can use it.
 Kept as predicates rather than Hydra structured configs: the rules need ranges and messages ("an integer
 > 0 (steps between validations)"), which dataclass types alone do not give.
 """
@@ -67,3 +68,11 @@ COMMA_LIST = Rule(lambda v: _number(v) or (isinstance(v, str) and all(p.strip() 
 def refuse(key: str, value: Any, rule: Rule) -> ConfigError:
     """The one-line refusal of every rule: key, value, what is allowed."""
     return ConfigError(f"{key}={value!r} is not allowed: {key} must be {rule.allowed}")
+
+
+def require(key: str, value: Any, rule: Rule) -> None:
+    """Raise the rule's refusal unless `value` obeys it. The schema's check of a composed config and a
+    constructor's check of its own arguments are both this call with the same Rule object, so the command
+    line and a direct Python call refuse the same value with the same line."""
+    if not rule.check(value):
+        raise refuse(key, value, rule)

@@ -12,8 +12,8 @@ import os
 import signal
 import sys
 import time
-import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,58 +22,22 @@ import lightning.pytorch as pl
 from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import TQDMProgressBar
 from omegaconf import DictConfig, OmegaConf
+from torch.utils.tensorboard import SummaryWriter
 
 from rnn_gradients import contract, tb_overview
+from rnn_gradients.callback_interfaces import HParamsMetrics, SummaryFields, implementing
 from rnn_gradients.guards.checkpointing import GracefulInterrupt, PeriodicCheckpoint, checkpoint_step
-from rnn_gradients.guards.divergence_monitor import DivergenceMonitor
 from rnn_gradients.cluster import in_slurm_job, restart_count
 from rnn_gradients.data import TaskDataModule
 from rnn_gradients.io_utils import write_json_atomic, write_text_atomic
+from rnn_gradients.lightning_console import log_lightning_once, quiet_known_warnings
 from rnn_gradients.module import SequenceModule
 from rnn_gradients.networks import RecurrentNetwork
-from rnn_gradients.observatory.gradient_flow import GradFlowLogger
 from rnn_gradients.observatory.tensorboard_io import summary_writer
 from rnn_gradients.run_info import arm_label, in_parallel_sweep, is_multirun, run_description
 from rnn_gradients.runtime import configure_cpu, skip_final_gc
-from rnn_gradients.schema import ConfigError
 
 log = logging.getLogger(__name__)
-
-
-def quiet_known_warnings() -> None:
-    """Silence warnings that are noise here; called by every job, in whichever process runs it (a
-    joblib worker never runs the command line's set-up)."""
-    # Lightning's advice to add DataLoader workers does not apply to in-process vectorized generation.
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    warnings.filterwarnings("ignore", ".*`IterableDataset` has `__len__`.*")
-    warnings.filterwarnings("ignore", ".*isinstance\\(treespec, LeafSpec\\).*")  # Lightning vs torch 2.13
-    # Lightning's advice to run under `srun` whenever srun is on PATH: SLURM jobs here do (submitit's own srun).
-    warnings.filterwarnings("ignore", ".*`srun` command is available on your system but is not used.*")
-
-
-def log_lightning_once() -> None:
-    """One console line per Lightning message, and that line in the run's train.log too.
-
-    The `lightning` package prints its INFO lines through a console handler of its own. `lightning.pytorch`
-    keeps them away from the root logger only when it is imported before logging is configured; the
-    command line now imports it inside the job, after Hydra set up its handlers, so every line would
-    reach the console twice (Lightning's handler and Hydra's). Where the root logger has handlers, the
-    package's own console handler goes; Hydra's formatting and its train.log then carry the line.
-    """
-    if not logging.getLogger().hasHandlers():
-        return
-    package = logging.getLogger("lightning")
-    for handler in list(package.handlers):
-        if type(handler) is logging.StreamHandler:
-            package.removeHandler(handler)
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_NoAdvertising())
-
-
-class _NoAdvertising(logging.Filter):
-    """Drops Lightning's "💡 Tip: ... litlogger" line, which every job printed: an advertisement, not a fact."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "litlogger" not in record.getMessage()
 
 
 def build(cfg: DictConfig) -> tuple[SequenceModule, TaskDataModule]:
@@ -114,14 +78,12 @@ def _fmt(value: float | None) -> str:
 
 
 def resolve_checkpoint(cfg: DictConfig, run_dir: Path, resume: bool) -> Path | None:
-    """ckpt_path=<file> | last (this run dir's checkpoints/last.ckpt); `resume` implies last if it exists."""
+    """ckpt_path=<file> | last (this run dir's checkpoints/last.ckpt); `resume` implies last if it exists.
+    Whether the file is there and loads is checkpoint_step's to say (the command line's words)."""
     last = run_dir / contract.CHECKPOINT_DIR / contract.LAST_CHECKPOINT
     if cfg.ckpt_path in (None, ""):
         return last if resume and last.is_file() else None
-    path = last if cfg.ckpt_path == "last" else Path(cfg.ckpt_path)
-    if not path.is_file():
-        raise ConfigError(f"ckpt_path={cfg.ckpt_path!r}: no checkpoint at {path} (give a .ckpt file, or 'last' with hydra.run.dir=<run dir>)")
-    return path
+    return last if cfg.ckpt_path == "last" else Path(cfg.ckpt_path)
 
 
 def build_logger(cfg: DictConfig, resume_step: int | None) -> Any:
@@ -147,99 +109,161 @@ def make_trainer(cfg: DictConfig, run_dir: Path, resume_step: int | None, extra:
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit (or resume), then write summary.json in the run directory; returns the summary."""
+    """One job: plan the resume, fit, summarize; then exit as an interruption asks. Returns the summary."""
     quiet_known_warnings()
     log_lightning_once()
-    run_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(cfg.paths.output_dir)
-    summary_path = run_dir / contract.SUMMARY_FILE
-    # A job SLURM restarted (requeue, preemption, node failure, submitit's requeue at a time limit) runs
-    # again in the same run directory: it resumes as if launched with resume=true.
+    plan = plan_resume(cfg, Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path(cfg.paths.output_dir))
+    if plan.finished is not None:
+        return plan.finished
+    job = start_job(cfg, plan)
+    fitted = fit(job, plan)
+    summary = summarize(cfg, job, plan, fitted)
+    finish(job, plan, summary)
+    exit_as_interrupted(job.interrupt)
+    return summary
+
+
+@dataclass(frozen=True)
+class ResumePlan:
+    """Where a job starts: its run directory, and the checkpoint (with its step) it resumes from, or the
+    summary of a run that already finished there (then the job has nothing to do)."""
+
+    run_dir: Path
+    checkpoint: Path | None = None
+    step: int | None = None
+    finished: dict[str, Any] | None = None
+
+
+def plan_resume(cfg: DictConfig, run_dir: Path) -> ResumePlan:
+    """The resume policy: resume=true, or a restart by SLURM (requeue, preemption, node failure,
+    submitit's requeue at a time limit: the job runs again in the same run directory), resumes from the
+    run's last checkpoint, and skips a run that already finished; ckpt_path names a checkpoint outright."""
     restarts = restart_count()
     resume = bool(cfg.resume) or restarts > 0
     if restarts:
         log.info("SLURM restart %d of job %s: resuming from the run's last checkpoint", restarts, os.environ.get("SLURM_JOB_ID"))
+    summary_path = run_dir / contract.SUMMARY_FILE
     if resume and summary_path.is_file():
         previous = json.loads(summary_path.read_text())
         if previous.get("status") in contract.FINISHED:
             log.info("resuming: %s already %s, skipping", run_dir, previous["status"])
-            return previous
+            return ResumePlan(run_dir, finished=previous)
     ckpt = resolve_checkpoint(cfg, run_dir, resume)
-    try:
-        resume_step = checkpoint_step(ckpt) if ckpt is not None else None
-    except ValueError as error:
-        raise ConfigError(f"ckpt_path={str(ckpt)!r} is {error}") from None
+    resume_step = checkpoint_step(ckpt, cfg.ckpt_path or "last") if ckpt is not None else None  # ConfigError if unusable
+    return ResumePlan(run_dir, ckpt, resume_step)
 
+
+@dataclass
+class Job:
+    """What start_job builds for a planned run."""
+
+    module: SequenceModule
+    data: TaskDataModule
+    trainer: pl.Trainer
+    interrupt: GracefulInterrupt
+    writer: SummaryWriter | None  # the TensorBoard logger's, for the HParams entry (None without one)
+
+
+def start_job(cfg: DictConfig, plan: ResumePlan) -> Job:
+    """CPU set-up, config_resolved.yaml, model, data and Trainer, and the run's HParams start."""
     threads, threads_reason = configure_cpu(cfg.num_threads, bool(cfg.flush_denormal), cfg.malloc_keep_mb)
     skip_final_gc()  # here too: joblib's worker processes never run main()
-    write_text_atomic(run_dir / contract.CONFIG_RESOLVED_FILE, OmegaConf.to_yaml(cfg, resolve=True))
+    write_text_atomic(plan.run_dir / contract.CONFIG_RESOLVED_FILE, OmegaConf.to_yaml(cfg, resolve=True))
     module, data = build(cfg)
-    interrupt = GracefulInterrupt(run_dir / contract.CHECKPOINT_DIR)
-    trainer = make_trainer(cfg, run_dir, resume_step, [interrupt])
+    interrupt = GracefulInterrupt(plan.run_dir / contract.CHECKPOINT_DIR)
+    trainer = make_trainer(cfg, plan.run_dir, plan.step, [interrupt])
     log.info(
-        "Run dir %s | %s on %s (T=%d) | %d torch thread%s (%s)%s", run_dir, arm_label(cfg), module.task.name,
-        cfg.data.seq_len, threads, "" if threads == 1 else "s", threads_reason, f" | resuming from step {resume_step} ({ckpt})" if ckpt else "",
+        "Run dir %s | %s on %s (T=%d) | %d torch thread%s (%s)%s", plan.run_dir, arm_label(cfg), module.task.name, cfg.data.seq_len,
+        threads, "" if threads == 1 else "s", threads_reason, f" | resuming from step {plan.step} ({plan.checkpoint})" if plan.checkpoint else "",
     )
-
     writer = summary_writer(trainer)
     if writer is not None:
         values = tb_overview.hparam_values(run_description(cfg), cfg)
         for logger in trainer.loggers:  # hparams.yaml beside the event files
             getattr(logger, "hparams", {}).update(values)
-        tb_overview.write_start(writer, values, resume_step or 0)
+        tb_overview.write_start(writer, values, plan.step or 0)
+    return Job(module, data, trainer, interrupt, writer)
 
+
+@dataclass(frozen=True)
+class Fitted:
+    """What only the fit itself knows: its wall time, and the training metrics (read before the closing
+    validation, which starts callback_metrics afresh)."""
+
+    wall_time_s: float
+    train_loss: float | None
+    train_normalized_loss: float | None
+
+
+def fit(job: Job, plan: ResumePlan) -> Fitted:
+    """Fit (resuming from the plan's checkpoint), then validate the final weights where the last
+    validation was earlier, so the summary's val numbers are final."""
     start = time.perf_counter()
-    trainer.fit(module, datamodule=data, ckpt_path=ckpt, weights_only=True)
-    wall = time.perf_counter() - start
-    # read before the closing validate below, which starts callback_metrics afresh
-    train_loss, train_normalized = _metric(trainer, contract.TRAIN_LOSS), _metric(trainer, contract.TRAIN_NORMALIZED_LOSS)
-    if interrupt.received is None and module.last_val_step != trainer.global_step:
-        # make the summary's val numbers final; Lightning logs this evaluation at the final step itself
-        for logger in trainer.loggers:
-            logger.shift = 0
-        trainer.validate(module, datamodule=data, verbose=False)
+    job.trainer.fit(job.module, datamodule=job.data, ckpt_path=plan.checkpoint, weights_only=True)
+    fitted = Fitted(time.perf_counter() - start, _metric(job.trainer, contract.TRAIN_LOSS), _metric(job.trainer, contract.TRAIN_NORMALIZED_LOSS))
+    if job.interrupt.received is None and job.module.last_val_step != job.trainer.global_step:
+        job.trainer.validate(job.module, datamodule=job.data, verbose=False)  # logged at the final step (tb_logger)
+    return fitted
 
-    divergence = next((c for c in trainer.callbacks if isinstance(c, DivergenceMonitor)), None)
-    diverged = divergence is not None and divergence.diverged_at is not None
-    status = contract.INTERRUPTED if interrupt.received is not None else contract.DIVERGED if diverged else contract.COMPLETED
-    summary = {
+
+# A run without a divergence monitor (callbacks=none) has not been seen to diverge.
+NOT_DIVERGED = {"diverged": False, "diverged_at_step": None, "divergence_reason": None}
+
+
+def summarize(cfg: DictConfig, job: Job, plan: ResumePlan, fitted: Fitted) -> dict[str, Any]:
+    """summary.json's content: the run's description, the fields callbacks publish (SummaryFields), the
+    status they imply, and the numbers of the fit."""
+    published = dict(NOT_DIVERGED)
+    for callback in implementing(job.trainer, SummaryFields):
+        published.update(callback.summary_fields())
+    if unknown := set(published) - set(contract.OUTCOME_KEYS):
+        raise ValueError(f"callbacks published summary keys that contract.OUTCOME_KEYS lacks: {sorted(unknown)}")
+    received, trainer = job.interrupt.received, job.trainer
+    return {
         **run_description(cfg),
-        "status": status,
-        "diverged": diverged,
-        "diverged_at_step": divergence.diverged_at if diverged else None,
-        "divergence_reason": divergence.reason if diverged else None,
-        "interrupted_by": signal.Signals(interrupt.received).name if interrupt.received else None,
-        "resumed_from_step": resume_step,
+        "status": contract.INTERRUPTED if received is not None else contract.DIVERGED if published["diverged"] else contract.COMPLETED,
+        **published,
+        "interrupted_by": signal.Signals(received).name if received else None,
+        "resumed_from_step": plan.step,
         "steps": trainer.global_step,
-        "wall_time_s": round(wall, 3),
-        "baseline_loss": module.task.baseline_loss,
-        "metric": module.task.metric_name,
-        "train_loss": train_loss,
-        "train_normalized_loss": train_normalized,
+        "wall_time_s": round(fitted.wall_time_s, 3),
+        "baseline_loss": job.module.task.baseline_loss,
+        "metric": job.module.task.metric_name,
+        "train_loss": fitted.train_loss,
+        "train_normalized_loss": fitted.train_normalized_loss,
         "val_loss": _metric(trainer, contract.VAL_LOSS),
         "val_normalized_loss": _metric(trainer, contract.VAL_NORMALIZED_LOSS),
         "val_accuracy": _metric(trainer, contract.VAL_ACCURACY),
     }
-    write_json_atomic(summary_path, summary)
-    if writer is not None:
-        grad_flow = next((c for c in trainer.callbacks if isinstance(c, GradFlowLogger)), None)
-        ratios = grad_flow.last_log10_ratios() if grad_flow is not None else {}
-        tb_overview.write_end(writer, tb_overview.outcome_metrics(summary, ratios), status, trainer.global_step)
-    for logger in trainer.loggers:
+
+
+def finish(job: Job, plan: ResumePlan, summary: dict[str, Any]) -> None:
+    """Write summary.json, the HParams outcome (with the metrics callbacks publish: HParamsMetrics),
+    close the loggers, and say how the run ended."""
+    write_json_atomic(plan.run_dir / contract.SUMMARY_FILE, summary)
+    if job.writer is not None:
+        published: dict[str, float] = {}
+        for callback in implementing(job.trainer, HParamsMetrics):
+            published.update(callback.hparams_metrics())
+        tb_overview.write_end(job.writer, tb_overview.outcome_metrics(summary, published), summary["status"], job.trainer.global_step)
+    for logger in job.trainer.loggers:
         getattr(logger, "close", lambda: None)()
     log.info(
-        "Done: %s after %d steps in %.1fs, val loss %s (normalized %s), %s %s",
-        status, summary["steps"], wall, _fmt(summary["val_loss"]),
-        _fmt(summary["val_normalized_loss"]), module.task.metric_name, _fmt(summary["val_accuracy"]),
+        "Done: %s after %d steps in %.1fs, val loss %s (normalized %s), %s %s", summary["status"], summary["steps"], summary["wall_time_s"],
+        _fmt(summary["val_loss"]), _fmt(summary["val_normalized_loss"]), summary["metric"], _fmt(summary["val_accuracy"]),
     )
+
+
+def exit_as_interrupted(interrupt: GracefulInterrupt) -> None:
+    """The exit policy, once everything is saved: a job submitit preempted goes back to submitit. Else an
+    interrupted job exits like the signal would have: Ctrl-C stops a whole sweep; a job of a local sweep
+    that alone got SIGTERM returns instead, so the launcher goes on with the other jobs. A SLURM job exits
+    without a result: SLURM requeues it (the launcher then waits for the next attempt) or has cancelled it
+    (the launcher reports it from its summary)."""
     if interrupt.preempted:
         hand_over_to_scheduler(interrupt)
     elif interrupt.received is not None and (interrupt.received == signal.SIGINT or not is_multirun() or in_slurm_job()):
-        # Exit like the signal would have, after saving everything. Ctrl-C stops a whole sweep; a job of
-        # a local sweep that alone got SIGTERM returns instead, so the launcher goes on with the other
-        # jobs. A SLURM job exits without a result: SLURM requeues it (the launcher then waits for the
-        # next attempt) or has cancelled it (the launcher reports it from this summary).
         sys.exit(128 + interrupt.received)
-    return summary
 
 
 def hand_over_to_scheduler(interrupt: GracefulInterrupt) -> None:

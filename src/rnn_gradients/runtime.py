@@ -15,10 +15,10 @@ import gc
 import logging
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from rnn_gradients.cluster import cpu_allocation
+from rnn_gradients.run_info import is_multirun
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +50,19 @@ def thread_plan(requested: int) -> tuple[int, str]:
 
     0 = auto: the cores this job was given (cluster.cpu_allocation: the affinity mask, capped by
     SLURM_CPUS_PER_TASK) for a single run, divided by n_jobs for each job of a joblib sweep. An explicit
-    number above the allocation is capped: oversubscribed OpenMP threads spin and slow every job.
+    number above the allocation is capped at it, on or off SLURM: oversubscribed OpenMP threads spin and
+    slow every job (docs/benchmarks.md, "OpenMP and shared cores").
     """
     cores, source = cpu_allocation()
     if requested > 0:
-        if requested > cores and source.startswith("SLURM"):
-            return cores, f"num_threads={requested} capped at {source}"
+        if requested > cores:
+            where = source if source.startswith("SLURM") else f"the {source}"
+            return cores, f"num_threads={requested} capped at the {cores} cores of {where}"
         return requested, f"num_threads={requested}"
     jobs = 1
-    if HydraConfig.initialized():
-        hydra_cfg = HydraConfig.get()
-        if hydra_cfg.mode == RunMode.MULTIRUN:
-            n_jobs = OmegaConf.select(hydra_cfg, "launcher.n_jobs", default=1) or 1
-            jobs = cores if n_jobs < 0 else n_jobs
+    if is_multirun():
+        n_jobs = OmegaConf.select(HydraConfig.get(), "launcher.n_jobs", default=1) or 1
+        jobs = cores if n_jobs < 0 else n_jobs
     if jobs > 1:
         return max(1, cores // jobs), f"{source}: {cores} cores / {jobs} parallel jobs"
     return cores, source

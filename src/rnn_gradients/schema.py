@@ -6,6 +6,10 @@ run directory, and each job runs them again on its own composed config. A test w
 and every option of every group and fails on a leaf without a rule, so a new key cannot slip in
 unchecked. Torch-free: the command line refuses bad input in well under a second.
 
+The constructors the config's keys go to (GradientClipper, DivergenceMonitor, the observatory's callbacks)
+check their arguments against this same table (`check`, `check_clipping`, `check_loss_cliff`), so a direct
+Python call refuses a value with the line the command line prints for it.
+
 The keys under model.* and data.* are the chosen cell's and task's own (Cell.keys, Task.keys and
 Task.seq_len_rule, found through the group's `_target_`): a plug-in brings its rules with it.
 """
@@ -20,11 +24,11 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from rnn_gradients.cells import cell_class
 from rnn_gradients.choices import CLIP_MODES
-from rnn_gradients.rules import BOOL, COMMA_LIST, ConfigError, Rule, any_integer, integer, number, one_of, refuse, text
+from rnn_gradients.rules import BOOL, COMMA_LIST, ConfigError, Rule, any_integer, integer, number, one_of, require, text
 from rnn_gradients.tasks import task_class
 
 log = logging.getLogger(__name__)
-__all__ = ["ConfigError", "RULES", "ignored_values", "rules_for", "validate"]
+__all__ = ["ConfigError", "RULES", "check", "check_clipping", "check_loss_cliff", "ignored_values", "rules_for", "validate"]
 
 # key -> rule. A key absent from the composed config (logger=none, callbacks=none) is not checked.
 RULES: dict[str, Rule] = {
@@ -173,15 +177,34 @@ def validate(cfg: DictConfig) -> None:
                               f"has no such key; its keys are {own}")
         if rule is None or value is UNRESOLVED:
             continue
-        if not rule.check(value):
-            raise refuse(key, value, rule)
+        require(key, value, rule)
     cell_class(cfg.model._target_).check(cfg.model)
-    mode, threshold = cfg.clipping.mode, cfg.clipping.threshold
+    check_clipping(cfg.clipping.mode, cfg.clipping.threshold)
+    cliff = OmegaConf.select(cfg, "callbacks.loss_cliff")
+    if cliff is not None:
+        check_loss_cliff(cliff.alpha_min, cliff.alpha_max)
+
+
+def check(group: str, **values: Any) -> None:
+    """A constructor's check of its arguments by this table's rules: `check("callbacks.divergence",
+    loss_multiple=0.5)` raises the line the command line prints for callbacks.divergence.loss_multiple=0.5."""
+    for name, value in values.items():
+        require(f"{group}.{name}", value, RULES[f"{group}.{name}"])
+
+
+def check_clipping(mode: Any, threshold: Any) -> None:
+    """clipping.mode and clipping.threshold, each by its rule, then together: a clipping mode needs a threshold."""
+    check("clipping", mode=mode, threshold=threshold)
     if mode != "none" and threshold is None:
         raise ConfigError(f"clipping.threshold=None is not allowed: clipping.threshold must be a number > 0 with clipping={mode}")
-    cliff = OmegaConf.select(cfg, "callbacks.loss_cliff")
-    if cliff is not None and cliff.alpha_min >= cliff.alpha_max:
-        raise ConfigError(f"callbacks.loss_cliff.alpha_min={cliff.alpha_min!r} is not allowed: it must be below callbacks.loss_cliff.alpha_max={cliff.alpha_max!r}")
+
+
+def check_loss_cliff(alpha_min: Any, alpha_max: Any) -> None:
+    """The loss-cliff slice's step sizes, each by its rule, then together: the range must not be empty."""
+    check("callbacks.loss_cliff", alpha_min=alpha_min, alpha_max=alpha_max)
+    if alpha_min >= alpha_max:
+        raise ConfigError(f"callbacks.loss_cliff.alpha_min={alpha_min!r} is not allowed: callbacks.loss_cliff.alpha_min "
+                          f"must be below callbacks.loss_cliff.alpha_max={alpha_max!r}")
 
 
 def ignored_values(cfg: DictConfig) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +25,23 @@ log = logging.getLogger(__name__)
 PLAN_FILE = ".sweep_plan.json"
 
 
+def sweep_overrides(params: Mapping[str, Any], overrides: Sequence[str], config_loader: Any = None) -> list[Any]:
+    """A multirun's overrides as BasicSweeper reads them, parsed by Hydra's own parser: the grid of
+    hydra.sweeper.params first, then the command line's (a later override of a key replaces an earlier
+    one). Shared with config_checks, which checks every value of the sweep before it launches."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    arguments = [f"{key}={value}" for key, value in params.items()] + list(overrides)
+    return OverridesParser.create(config_loader).parse_overrides(arguments)
+
+
 def count_jobs(config: DictConfig) -> int:
     """The number of jobs the sweep will launch, expanded by Hydra's own sweeper code (the grid of
     hydra.sweeper.params and the command line's comma lists), so the count is the sweeper's."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper  # what expands the grid
-    from hydra.core.override_parser.overrides_parser import OverridesParser
 
     params = config.hydra.sweeper.get("params") or {}
-    arguments = [f"{key}={value}" for key, value in params.items()] + list(config.hydra.overrides.task)
-    batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(arguments), None)
+    batches = BasicSweeper.split_arguments(sweep_overrides(params, config.hydra.overrides.task), None)
     return sum(len(batch) for batch in batches)
 
 

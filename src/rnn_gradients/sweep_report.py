@@ -1,5 +1,5 @@
-"""Sweep report: a table of completed / diverged / failed / interrupted jobs, with reasons, in
-sweep_report.{md,json}.
+"""Sweep report: a table of the jobs of a sweep by status (contract.STATUSES: completed, diverged, failed,
+interrupted, missing, unreadable), with reasons, in sweep_report.{md,json}.
 
 Written by the launching process after every launcher (basic, joblib, submitit) has finished (a Hydra
 callback, conf/config.yaml), and refreshed by each job when it ends, so it stays true for a job that
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import fcntl
-import json
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -27,7 +26,6 @@ from rnn_gradients.io_utils import write_json_atomic, write_text_atomic
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class SweepReport:
     sweep_dir: Path
@@ -39,44 +37,32 @@ class SweepReport:
 
     @property
     def incomplete(self) -> bool:
-        """Some job failed, was killed or interrupted (diverging is an outcome, not a failure)."""
+        """Some job failed, was interrupted, killed, or left an unreadable summary (diverging is an outcome,
+        not a failure)."""
         return any(j["status"] in contract.UNFINISHED for j in self.jobs)
 
     def markdown(self) -> str:
         lines = [f"# Sweep {self.sweep_dir}", "", " | ".join(f"{k}: {v}" for k, v in self.counts.items()), "",
                  "| job | status | arm | task | T | steps | reason |", "|---|---|---|---|---|---|---|"]
         for j in self.jobs:
-            lines.append(f"| {j['job']} | {j['status']} | {j.get('arm', '')} | {j.get('task', '')} | "
-                         f"{j.get('seq_len', '')} | {j.get('steps', '')} | {j.get('reason', '')} |")
+            cells = (j["job"], j["status"], *(j.get(k) for k in ("arm", "task", "seq_len", "steps", "reason")))
+            lines.append("| " + " | ".join("" if c is None else str(c) for c in cells) + " |")
         return "\n".join(lines) + "\n"
 
 
-def _reason(summary: dict[str, Any]) -> str:
-    status = summary.get("status")
-    if status == contract.DIVERGED:
-        return f"step {summary.get('diverged_at_step')}: {summary.get('divergence_reason')}"
-    if status == contract.FAILED:
-        return str(summary.get("failure_reason"))
-    if status == contract.INTERRUPTED:
-        return f"{summary.get('interrupted_by')} at step {summary.get('steps')} (resume with resume=true)"
-    return ""
-
-
 def collect(sweep_dir: Path) -> SweepReport:
-    """One row per job folder (a folder holding .hydra/); a job without summary.json is 'missing'
-    (killed, or still running)."""
+    """One row per job folder (a folder holding .hydra/), read by analysis.run_status, the reader the figures
+    use too: its status (contract.STATUSES), what it is (from summary.json, else Hydra's record of the job),
+    every summary field, and why it is not completed."""
+    from rnn_gradients.analysis.run_status import read_run  # here: the command line imports this module, and
+    # importing the analysis package (numpy, ~0.15 s) is worth it only once a report is written
+
     report = SweepReport(Path(sweep_dir))
     job_dirs = sorted((p.parent for p in Path(sweep_dir).glob("*/.hydra")), key=lambda p: (contract.job_number(p.name) or 0, p.name))
     for job_dir in job_dirs:
-        summary_path = job_dir / contract.SUMMARY_FILE
-        try:
-            summary = json.loads(summary_path.read_text())
-        except FileNotFoundError:
-            summary = {"status": contract.MISSING, contract.FAILURE_REASON: "no summary.json: the job was killed or is still running"}
-        except (OSError, json.JSONDecodeError) as error:
-            summary = {"status": contract.FAILED, contract.FAILURE_REASON: f"unreadable summary.json: {error}"}
-        reason = _reason(summary) or summary.get("failure_reason", "")
-        report.jobs.append({"job": job_dir.name, **summary, "reason": reason})
+        record = read_run(job_dir, needed=contract.DESCRIPTION_KEYS)
+        report.jobs.append({"job": job_dir.name, **{k: record.info.get(k) for k in contract.DESCRIPTION_KEYS},
+                            **(record.summary or {}), "status": record.status, "reason": record.reason})
     return report
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 from tensorboard.plugins.hparams.api_pb2 import Status
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData, SessionEndInfo
@@ -20,6 +20,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
 from rnn_gradients import contract
+from rnn_gradients.observatory.tensorboard_io import add_summary
 
 END_STATUS = {contract.COMPLETED: "STATUS_SUCCESS", contract.DIVERGED: "STATUS_FAILURE",
               contract.INTERRUPTED: "STATUS_UNKNOWN", contract.FAILED: "STATUS_FAILURE"}
@@ -59,37 +60,43 @@ def custom_scalars_layout() -> dict[str, dict[str, list]]:
 def write_start(writer: SummaryWriter, values: Mapping[str, float | str | bool], step: int) -> None:
     """The experiment (which hparams and metrics exist), this session's hparams, and the layout."""
     experiment, session_start, _ = hparams(dict(values), {tag: 0.0 for tag in contract.HPARAM_METRICS})
-    file_writer = writer._get_file_writer()
-    file_writer.add_summary(experiment, step)
-    file_writer.add_summary(session_start, step)
+    add_summary(writer, experiment, step)
+    add_summary(writer, session_start, step)
     writer.add_custom_scalars(custom_scalars_layout())
 
 
-def outcome_metrics(summary: Mapping[str, Any], grad_flow_ratios: Mapping[str, float]) -> dict[str, float]:
-    """The HParams metric values of a finished (or stopped) run, from its summary."""
+def outcome_metrics(summary: Mapping[str, Any], published: Mapping[str, float]) -> dict[str, float]:
+    """The HParams metric values of a finished (or stopped) run: from its summary, and `published` by
+    callbacks ({tag: value}, callback_interfaces.HParamsMetrics: the log10 ratios, NaN without them)."""
     def number(value: Any) -> float:
         return float("nan") if value is None else float(value)
 
-    return {
+    metrics = {
         contract.HPARAM_VAL_NORMALIZED_LOSS: number(summary.get("val_normalized_loss")),
         contract.HPARAM_VAL_ACCURACY: number(summary.get("val_accuracy")),
         contract.HPARAM_DIVERGED: 1.0 if summary.get("diverged") else 0.0,
         contract.HPARAM_DIVERGED_AT_STEP: number(summary.get("diverged_at_step")),
         contract.HPARAM_STEPS: number(summary.get("steps")),
         contract.HPARAM_WALL_TIME_S: number(summary.get("wall_time_s")),
-        contract.HPARAM_LOG10_RATIO_H: number(grad_flow_ratios.get("h")),
-        contract.HPARAM_LOG10_RATIO_C: number(grad_flow_ratios.get("c")),
+        contract.HPARAM_LOG10_RATIO_H: float("nan"),
+        contract.HPARAM_LOG10_RATIO_C: float("nan"),
     }
+    metrics.update({tag: number(value) for tag, value in published.items() if tag in metrics})
+    return metrics
 
 
 def write_end(writer: SummaryWriter, metrics: Mapping[str, float], status: str, step: int) -> None:
     """The metric values at the run's last step, and the session's end status."""
     for tag, value in metrics.items():
         writer.add_scalar(tag, value, step)
-    end = SessionEndInfo(status=Status.Value(END_STATUS.get(status, "STATUS_UNKNOWN")))
-    content = HParamsPluginData(session_end_info=end, version=hparams_metadata.PLUGIN_DATA_VERSION)
-    meta = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(
-        plugin_name=hparams_metadata.PLUGIN_NAME, content=content.SerializeToString()))
-    summary = Summary(value=[Summary.Value(tag=hparams_metadata.SESSION_END_INFO_TAG, metadata=meta)])
-    writer._get_file_writer().add_summary(summary, step)
+    add_summary(writer, session_end(status), step)
     writer.flush()
+
+
+def session_end(status: str) -> Summary:
+    """The HParams session-end record with the run's status. Neither summary API gives one with a status
+    here: tensorboard's hparams `summary.session_end_pb` needs TensorFlow, `summary_v2` has no session end,
+    torch's `hparams()` always says STATUS_SUCCESS; tensorboard's `create_summary_metadata` builds the rest."""
+    end = SessionEndInfo(status=Status.Value(END_STATUS.get(status, "STATUS_UNKNOWN")))
+    meta = hparams_metadata.create_summary_metadata(HParamsPluginData(session_end_info=end))
+    return Summary(value=[Summary.Value(tag=hparams_metadata.SESSION_END_INFO_TAG, metadata=meta)])

@@ -1,7 +1,8 @@
 """The numbers of the loss_cliff figure, from the loss-cliff slices of the exploding experiment
 (loss_cliff_npz): for one optimizer and learning rate, the first seed of each clipping mode, its slice at
 the step of its largest pre-clip gradient norm, the step it actually took from there, when it diverged its
-slice at the step before the divergence, and its slice at its first step that multiplied its batch loss. Losses are divided by the baseline loss.
+slice at the step before the divergence, and its slice at its first step that multiplied its batch loss.
+Losses are divided by the baseline loss.
 
 The setting: an (optimizer, lr) at which both an unclipped and a norm-clipped run have the file (else any
 with the file); SGD first (its step follows the gradient: the cliff shows), then Adam, then the others;
@@ -58,8 +59,9 @@ def _curve(s: CliffSlice) -> dict[str, Any]:
 
 
 def drawn_kind(mode: dict[str, Any]) -> str:
-    """The slice the figure draws for one mode: a diverged run's first uphill step (its steepest step is in the
-    blown-up region, ‖g‖ ~ 1e18), else the steepest step."""
+    """The slice the figure draws for one mode: a diverged run's first uphill step (its steepest step and its
+    step before the divergence come from after it blew up, and would stretch the loss axis over every other
+    line), else the steepest step."""
     if mode["diverged"] and mode[contract.CLIFF_FIRST_UPHILL] is not None:
         return contract.CLIFF_FIRST_UPHILL
     return contract.CLIFF_AT_MAX_NORM

@@ -10,9 +10,11 @@ loss_vs_seq_len: the final val_normalized_loss of the summary against seq_len, p
 grad_flow_through_time: from the grad-flow curves, (a) one panel per task at its largest seq_len, every cell
     present (flow_arms), h and, where the cell has one, c, at initialization (step 0) and after training
     (last measurement); (b) the cell-state gradient at initialization per forget bias (forget_bias
-    experiment). Medians over seeds at every t, each with its contract.log10_ratio.
+    experiment). Curves: medians over seeds at every t; their log10 ratios: flow_ratios.median_log10_ratio,
+    the median of the per-seed ratios that every table reports (not the ratio of the median curve).
 gradient_paths: the two paths of ∂L/∂c_t (carry through c_{t+1}, output through h_t) per forget bias of the
-    forget_bias experiment, at initialization and at the last measurement, medians over seeds.
+    forget_bias experiment, at initialization and at the last measurement, medians over seeds (the log10
+    ratio of ‖∂L/∂c_t‖: flow_ratios.median_log10_ratio).
 grad_norm_training: contract.PRECLIP_NORM of one run per arm, the same seed in every arm where possible,
     with its spikes.
 grad_histograms: the W_hh gradient histograms of one run per arm, re-binned onto one common grid.
@@ -29,9 +31,10 @@ from typing import Any
 import numpy as np
 
 from rnn_gradients import contract
+from rnn_gradients.analysis.flow_ratios import FINAL, INIT, median_log10_ratio
 from rnn_gradients.analysis.histogram_grid import common_grid, heatmap
 from rnn_gradients.analysis.run_folder import Run
-from rnn_gradients.analysis.seed_stats import aggregate_curves, median_curve, median_of, summarize_values
+from rnn_gradients.analysis.seed_stats import aggregate_curves, median_curve, summarize_values
 from rnn_gradients.analysis.selection import (
     arm_sort_key, cell_label, cell_labels, choose_setting, comparison_runs, comparison_source, first_seed, select,
     sort_key,
@@ -81,8 +84,10 @@ def loss_vs_seq_len_data(runs: Sequence[Run]) -> dict[str, dict[str, dict[int, d
     return data
 
 
-def _ratio(curve: np.ndarray | None) -> float:
-    return contract.log10_ratio(curve) if curve is not None else float("nan")
+def _median_ratio(runs: Sequence[Run], state: str, when: str) -> float:
+    """flow_ratios.median_log10_ratio, NaN where no run has the curve (a legend then says n/a)."""
+    value = median_log10_ratio(runs, state, when)
+    return float("nan") if value is None else value
 
 
 def flow_arms(arms: Iterable[Any]) -> list[str]:
@@ -95,7 +100,8 @@ def flow_arms(arms: Iterable[Any]) -> list[str]:
 
 def _flow_curves(group: Sequence[Run]) -> dict[str, dict[str, Any]]:
     """{state: {'init', 'final', 'init_ratio', 'final_ratio', 'final_step', 'seeds'}} of one arm's runs, for
-    each state of FLOW_STATES the cell has (an RNN has no c): medians over seeds at every t."""
+    each state of FLOW_STATES the cell has (an RNN has no c): medians over seeds at every t, and the median of
+    the per-seed log10 ratios (flow_ratios)."""
     curves: dict[str, dict[str, Any]] = {}
     for q in FLOW_STATES:
         pairs = [(getattr(r.grad_flow, q), r) for r in group if getattr(r.grad_flow, q) is not None]
@@ -103,7 +109,9 @@ def _flow_curves(group: Sequence[Run]) -> dict[str, dict[str, Any]]:
             continue
         init = median_curve([m[0] for m, r in pairs if r.grad_flow.has_init])
         final = median_curve([m[-1] for m, _ in pairs])
-        curves[q] = {"init": init, "final": final, "init_ratio": _ratio(init), "final_ratio": _ratio(final),
+        runs = [r for _, r in pairs]
+        curves[q] = {"init": init, "final": final, "init_ratio": _median_ratio(runs, q, INIT),
+                     "final_ratio": _median_ratio(runs, q, FINAL),
                      "final_step": max(int(r.grad_flow.steps[-1]) for _, r in pairs),
                      "seeds": sorted((r.get("seed") for _, r in pairs), key=sort_key)}
     return curves
@@ -139,7 +147,7 @@ def forget_bias_flow_panel(runs: Sequence[Run]) -> dict[str, Any] | None:
     for fb in sorted({r.get("forget_bias") for r in chosen}, key=sort_key):
         group = [r for r in chosen if r.get("forget_bias") == fb]
         curve = median_curve([r.grad_flow.c[0] for r in group])
-        curves[fb] = {"init": curve, "init_ratio": contract.log10_ratio(curve),
+        curves[fb] = {"init": curve, "init_ratio": _median_ratio(group, "c", INIT),
                       "seeds": sorted((r.get("seed") for r in group), key=sort_key)}
     return {"task": task, "seq_len": seq_len, "cell": cell_labels(chosen), "curves": curves}
 
@@ -238,14 +246,14 @@ def gradient_paths_data(runs: Sequence[Run]) -> dict[str, Any]:
         group = [r for r in chosen if r.get("forget_bias") == fb]
         entry: dict[str, Any] = {"init": None, "seeds": sorted((r.get("seed") for r in group), key=sort_key),
                                  "final_step": max(int(r.grad_flow.steps[-1]) for r in group)}
-        init = [r.grad_flow for r in group if r.grad_flow.has_init and not np.all(np.isnan(r.grad_flow.c_carry[0]))]
+        init = [r for r in group if r.grad_flow.has_init and not np.all(np.isnan(r.grad_flow.c_carry[0]))]
         if init:
-            entry["init"] = {"carry": median_curve([gf.c_carry[0] for gf in init]),
-                             "output": median_curve([gf.c_output[0] for gf in init])}
+            entry["init"] = {"carry": median_curve([r.grad_flow.c_carry[0] for r in init]),
+                             "output": median_curve([r.grad_flow.c_output[0] for r in init])}
         entry["final"] = {"carry": median_curve([_measured(r.grad_flow.c_carry)[-1] for r in group]),
                           "output": median_curve([_measured(r.grad_flow.c_output)[-1] for r in group])}
-        entry["c_ratio_init"] = median_of([contract.log10_ratio(gf.c[0]) for gf in init]) if init else None
-        entry["c_ratio_final"] = median_of([contract.log10_ratio(r.grad_flow.c[-1]) for r in group])
+        entry["c_ratio_init"] = median_log10_ratio(init, "c", INIT)
+        entry["c_ratio_final"] = median_log10_ratio(group, "c", FINAL)
         for when in ("init", "final"):
             paths = entry[when]
             entry[f"carry_dominates_{when}"] = paths["carry"] > paths["output"] if paths else None

@@ -3,8 +3,9 @@ contract.log10_ratio of a run's grad-flow curve (log10 ‖∂L/∂x_0‖ / ‖�
 the last measurement, and its median over seeds (the median of the per-seed ratios, -inf kept: a seed
 whose first norm underflowed pulls the median down rather than vanishing from it).
 
-Kept apart so the gradient-flow table, the per-run CSV and the cures table cannot drift into different
-statistics for the same number.
+Kept apart so the gradient-flow table, the per-run CSV, the cures table and the legends and captions of the
+grad_flow_through_time, gradient_paths and cures figures cannot drift into different statistics for the same
+number (the ratio of the median curve is another number: a figure draws that curve, but labels it with this).
 """
 
 from __future__ import annotations

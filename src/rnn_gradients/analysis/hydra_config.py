@@ -1,13 +1,20 @@
 """What a job is, from Hydra's record of it (the run folder's contract.HYDRA_DIR): the classification
 fields, for a job that never wrote its summary. config.yaml gives the composed config (interpolations
-resolved where possible), hydra.yaml and overrides.yaml the config-group choices (experiment, optimizer)."""
+resolved where possible), hydra.yaml and overrides.yaml the config-group choices (experiment, optimizer).
+
+The arm label is run_info.arm_label of that config, the function the job itself writes summary.json's
+`arm` with (so an unfinished `arm=lstm_no_carry` job is 'LSTM (no cell carry)' here too), and the baseline
+is the configured task's Task.baseline, the number the job writes as `baseline_loss`. Both are the cells'
+and tasks' torch-free declarations (cells/base.py, tasks/base.py): reading a folder loads no torch.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rnn_gradients import contract
+from rnn_gradients import cells, contract, tasks
 
 # Hydra's own file names inside the job's record.
 CONFIG_YAML, HYDRA_YAML, OVERRIDES_YAML = "config.yaml", "hydra.yaml", "overrides.yaml"
@@ -17,8 +24,8 @@ GROUP_CHOICES = ("experiment", "optimizer")  # config groups whose chosen option
 def read_yaml(path: Path) -> Any:
     import yaml
 
-    with path.open() as f:
-        return yaml.safe_load(f)
+    with path.open() as f:  # libyaml's loader where PyYAML has it: ~6x faster on a composed config
+        return yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def config_info(run_dir: Path) -> tuple[dict[str, Any], list[str]]:
@@ -68,38 +75,56 @@ def _composed_config_info(raw: Any) -> dict[str, Any]:
 
     mode = pick("clipping.mode")
     target = pick("optimizer._target_")
+    task = _task(pick("data._target_"), pick("data.name"))
+    seq_len = pick("data.seq_len")
     info = dict(
-        task=_task_name(pick("data._target_")) or pick("data.name"), seq_len=pick("data.seq_len"),
+        task=task.name if task is not None else pick("data.name"), seq_len=seq_len,
         clipping=mode, clip_threshold=pick("clipping.threshold"), lr=pick("optimizer.lr"),
         forget_bias=pick("model.forget_bias"), hidden_size=pick("model.hidden_size"), seed=pick("seed"),
         max_steps=pick("trainer.max_steps"), optimizer=str(target).rsplit(".", 1)[-1].lower() if target else None,
+        baseline_loss=_baseline(task, seq_len),
     )
-    cell = _cell(pick("model._target_"))
-    model = pick("model") or {}
-    if cell is not None:
-        info["model"] = cell.name
-        info["arm"] = contract.clipped_label(cell.arm_label(model), "none" if mode is None else str(mode))
-    elif pick("model.cell") is not None:  # a run folder written before cells were plug-ins
-        info["model"] = pick("model.cell")
-        info["arm"] = contract.clipped_label(str(info["model"]).upper(), "none" if mode is None else str(mode))
+    if pick("model._target_") is not None:
+        cell = _found(cells.cell_class, pick("model._target_"))
+        if cell is not None:
+            info["model"], info["arm"] = cell.name, _arm_label(cfg)
+    elif pick("model.cell") is not None:  # a run folder written before cells were plug-ins: model.cell names it
+        cell = _found(cells.by_name, str(pick("model.cell")))
+        info["model"] = cell.name if cell is not None else str(pick("model.cell"))
+        if cell is not None:
+            clipping = "none" if mode is None else str(mode)
+            info["arm"] = contract.clipped_label(cell.arm_label(pick("model") or {}), clipping)
     return info
 
 
-def _cell(target: Any) -> Any:
-    """The cell class a model._target_ names, or None where it cannot be imported here."""
-    from rnn_gradients.cells import cell_class
+def _arm_label(cfg: Any) -> str | None:
+    """run_info.arm_label of the composed config (None where its model or clipping cannot be read)."""
+    from rnn_gradients.run_info import arm_label
 
     try:
-        return cell_class(target)
-    except ValueError:
+        return arm_label(cfg)
+    except Exception:  # noqa: BLE001 - a config this package cannot label leaves the arm unknown
         return None
 
 
-def _task_name(target: Any) -> str | None:
-    """The name of the task a data._target_ names, or None where it cannot be imported here."""
-    from rnn_gradients.tasks import task_class
-
+def _found(lookup: Callable[[Any], Any], key: Any) -> Any:
+    """The cell or task class a `_target_` (or, in an old run folder, a name) names, or None where it cannot
+    be found here (a user's plug-in not on the path)."""
     try:
-        return task_class(target).name
-    except ValueError:
+        return lookup(key)
+    except ValueError:  # rules.ConfigError for a _target_, ValueError for an unknown name
+        return None
+
+
+def _task(target: Any, name: Any) -> Any:
+    if target is not None:
+        return _found(tasks.task_class, target)
+    return _found(tasks.by_name, str(name)) if name is not None else None
+
+
+def _baseline(task: Any, seq_len: Any) -> float | None:
+    """The task's memoryless baseline at seq_len (Task.baseline, a torch-free class method)."""
+    try:
+        return None if task is None or seq_len is None else float(task.baseline(int(seq_len)))
+    except (TypeError, ValueError):
         return None

@@ -4,6 +4,7 @@ A *spike* is a step whose pre-clip norm (contract.PRECLIP_NORM) exceeds SPIKE_FA
 median of the previous SPIKE_WINDOW (50) logged steps. Near the start fewer than 50 previous steps exist:
 the median of those available is used once there are at least SPIKE_MIN_HISTORY (10); earlier steps are
 never spikes. The median ignores NaN; a non-finite (inf) norm after enough history is a spike.
+"Spike" means this only; a training loss far above the baseline is a loss excursion (divergence_rules).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ DERIVED_FIELDS = (
     "n_event_files", "n_unreadable_event_files", "last_logged_step",
     "log10_ratio_h_init", "log10_ratio_h_final", "log10_ratio_c_init", "log10_ratio_c_final", "grad_flow_final_step",
     "max_grad_norm_preclip", "median_grad_norm_preclip", "n_grad_norm_spikes", "clipped_fraction",
-    "nonfinite_loss", "max_train_loss_after_warmup", "spiked", "diverged_or_spiked",
+    "nonfinite_loss", "max_train_loss_after_warmup", "loss_excursion", "diverged_or_excursion",
 )
 
 
@@ -77,7 +77,7 @@ def derived_numbers(run: Run) -> dict[str, Any]:
         row["grad_flow_final_step"] = int(gf.steps[-1])
     if run.usable:
         outcome = divergence_outcome(run)
-        for key in ("nonfinite_loss", "max_train_loss_after_warmup", "spiked", "diverged_or_spiked"):
+        for key in ("nonfinite_loss", "max_train_loss_after_warmup", "loss_excursion", "diverged_or_excursion"):
             row[key] = outcome[key]
     return row
 
@@ -202,15 +202,14 @@ def loss_cliff_table(runs: Sequence[Run]) -> list[dict[str, Any]]:
 
 def headline_numbers(runs: Sequence[Run], figures: dict[str, dict[str, Any]] | None = None,
                      sources: Sequence[str] = ()) -> dict[str, Any]:
-    """Every table as lists of dicts, the status counts and the lists of runs by status (keys: the
-    contract's status names), the figures' outcomes (without their data) and every problem."""
+    """Every table as lists of dicts, the status counts, the run folders of each unfinished status (keys: the
+    contract's status names: failed lists the failed runs only), the figures' outcomes (without their data)
+    and every problem."""
     return {
         "sources": [str(s) for s in sources],
         "n_runs": len(runs),
         "counts": status_counts(runs),
-        contract.MISSING: [str(r.path) for r in runs if r.status == contract.MISSING],
-        contract.UNREADABLE: [str(r.path) for r in runs if r.status == contract.UNREADABLE],
-        "failed": [str(r.path) for r in runs if r.summary is not None and not r.usable],  # failed or interrupted
+        **{status: [str(r.path) for r in runs if r.status == status] for status in contract.UNFINISHED},
         "final_loss": final_loss_table(runs),
         "grad_flow": grad_flow_table(runs),
         "gradient_paths": gradient_paths_table(runs),

@@ -1,4 +1,5 @@
-"""The scalar toy of the seed post: h_t = w h_{t-1}, h_0 = x, linear activation, so h_t = w^t x and
+"""The scalar toy of the essay "The Thing about LSTM and Exploding Gradients" (docs/references.md: The thesis):
+h_t = w h_{t-1}, h_0 = x, linear activation, so h_t = w^t x and
 dh_t/dw = t w^(t-1) x: vanishing for |w| < 1, exploding for |w| > 1. Closed form and torch autograd."""
 
 from __future__ import annotations

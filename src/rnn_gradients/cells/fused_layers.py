@@ -13,7 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from rnn_gradients.cells.base import INITS
+from rnn_gradients.cells.base import COMMON_KEYS
+from rnn_gradients.rules import require
 
 
 def build(kind: str | None, input_size: int, hidden_size: int, num_layers: int, **options: Any) -> nn.RNNBase:
@@ -90,8 +91,7 @@ def recurrent_blocks(rnn: nn.RNNBase, layer: int) -> list[Tensor]:
 def initialize(core: nn.RNNBase, readout: nn.Linear, init: str, spectral_radius: float = 1.0) -> None:
     """'default' keeps torch's uniform init; 'orthogonal' makes each gate block orthogonal (radius 1);
     'spectral' rescales each torch-initialised block to the given spectral radius; 'glorot' is init_glorot."""
-    if init not in INITS:
-        raise ValueError(f"model.init must be one of {list(INITS)}, got {init!r}")
+    require("model.init", init, COMMON_KEYS["init"])  # the cell's own rule: the command line's words
     if init == "glorot":
         init_glorot(core, readout)
     if init in ("default", "glorot"):

@@ -5,7 +5,8 @@
     n = tanh(W_in x_t + b_in + r ⊙ (W_hn h_{t-1} + b_hn))   candidate (b_hn inside the reset gate)
     h_t = (1 − z) ⊙ n + z ⊙ h_{t-1}
 
-The seed's question for it: does the interpolation z ⊙ h_{t-1} carry the gradient back as the LSTM's
+The question of the essay ("The Thing about LSTM and Exploding Gradients", docs/references.md: The thesis)
+for it: does the interpolation z ⊙ h_{t-1} carry the gradient back as the LSTM's
 f ⊙ c_{t-1} does? Its one state is h, so the probe measures ∂L/∂h_t directly, and this module adds the
 part of it that arrives through that term, carry_t = z_{t+1} ⊙ ∂L/∂h_{t+1} (GRU_CARRY_KEY in grad_flow.npz).
 """

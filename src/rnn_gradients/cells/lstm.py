@@ -1,4 +1,5 @@
-"""The LSTM on torch's fused kernel, with its forget-gate bias and the seed's thought experiment.
+"""The LSTM on torch's fused kernel, with its forget-gate bias and the thought experiment of the essay
+("The Thing about LSTM and Exploding Gradients", docs/references.md: The thesis).
 
     i, f, g, o = σ, σ, tanh, σ(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
     c_t = f ⊙ c_{t-1} + i ⊙ g;   h_t = o ⊙ tanh(c_t)
@@ -138,7 +139,7 @@ def chrono_init(lstm: nn.LSTM, t_max: int) -> None:
 
 
 def close_forget_gates(lstm: nn.LSTM) -> None:
-    """The seed's thought experiment, "remove the internal cell state": c_t = i_t ⊙ g_t, no f_t ⊙ c_{t-1}.
+    """The essay's thought experiment, "remove the internal cell state": c_t = i_t ⊙ g_t, no f_t ⊙ c_{t-1}.
 
     Done inside torch's fused kernel (so the arm trains at the LSTM's speed) by setting the forget-gate
     slice of b_hh to CLOSED_FORGET_BIAS in every layer: f_t is then exactly 0, so f_t ⊙ c_{t-1} is exactly

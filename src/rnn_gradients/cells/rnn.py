@@ -1,6 +1,7 @@
 """The vanilla (Elman) RNN on torch's fused kernel: h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh).
 
-The seed's scalar toy h_t = w^t x made real: every path back in time multiplies by W_hh and tanh'
+The scalar toy h_t = w^t x of the essay ("The Thing about LSTM and Exploding Gradients", docs/references.md:
+The thesis) made real: every path back in time multiplies by W_hh and tanh'
 once per step, so the gradient vanishes (or explodes) geometrically.
 """
 

@@ -21,13 +21,11 @@ from rnn_gradients import contract
 from rnn_gradients.analysis import NoRunsError, load_events, load_runs, status_counts, warn_problems
 from rnn_gradients.figures.registry import FIGURE_NAMES, draw_figures, needed_tags
 from rnn_gradients.figures.style import FIGURE_FAILED
-from rnn_gradients.figures.summary_files import CSV_FILE, MARKDOWN_FILE, NUMBERS_FILE, write_tables
+from rnn_gradients.figures.summary_files import CSV_FILE, MARKDOWN_FILE, NUMBERS_FILE, UNFINISHED_MEANING, write_tables
 
 log = logging.getLogger(__name__)
 
 DEFAULT_OUT = Path("outputs/figures")
-STATUS_TEXT = {contract.MISSING: f"without {contract.SUMMARY_FILE} (failed or still running)",
-               contract.UNREADABLE: "unreadable"}
 
 
 def make_report(paths: Sequence[Path | str], out_dir: Path | str = DEFAULT_OUT, jobs: int = 1,
@@ -48,7 +46,8 @@ def make_report(paths: Sequence[Path | str], out_dir: Path | str = DEFAULT_OUT, 
                           f"{contract.SUMMARY_FILE})")
     if not any(r.usable for r in runs):
         counts = status_counts(runs)["all"]
-        states = ", ".join(f"{n} {STATUS_TEXT.get(s, s)}" for s, n in counts.items() if n and s != "total")
+        states = ", ".join(f"{n} {s} ({UNFINISHED_MEANING[s]})" if s in UNFINISHED_MEANING else f"{n} {s}"
+                           for s, n in counts.items() if n and s != "total")
         raise NoRunsError(f"no usable run under {where}: {len(runs)} job folder(s), none finished (completed or "
                           f"diverged): {states}")
     warn_problems(runs)  # only now, so that the answer for a sweep without usable runs is a single line

@@ -1,6 +1,6 @@
-"""Figure 6, divergence_vs_lr: how often training blows up against the learning rate (exploding
-experiment): the fraction of finished seeds that diverged or spiked, per optimizer and clipping mode.
-The rules and the numbers: analysis.divergence_rules."""
+"""Figure divergence_vs_lr: how often training blows up against the learning rate (exploding experiment): the
+fraction of finished seeds that diverged or had a loss excursion (a training loss above a multiple of the
+baseline), per optimizer and clipping mode. The rules and the numbers: analysis.divergence_rules."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from rnn_gradients import contract
-from rnn_gradients.analysis import SPIKE_LOSS_MULTIPLE, WARMUP_FRACTION, Run, divergence_table, select, sort_key
+from rnn_gradients.analysis import EXCURSION_LOSS_MULTIPLE, WARMUP_FRACTION, Run, divergence_table, select, sort_key
 from rnn_gradients.analysis.divergence_rules import exploding_runs
 from rnn_gradients.analysis.selection import cell_labels
 from rnn_gradients.figures.style import (
@@ -49,12 +49,12 @@ def draw(runs: Sequence[Run], out_dir: Path) -> FigureResult:
         ax.set_ylim(-0.05, 1.05)
         ax.set_xlabel("learning rate")
         ax.set_title(f"{_cells(runs, optimizer)}, {optimizer}")
-    axes[0, 0].set_ylabel("fraction diverged or spiked")
+    axes[0, 0].set_ylabel("fraction diverged or loss excursion")
     axes[0, 0].legend(loc="upper left")
     seeds = f"{n_seeds[0]} seed{'' if n_seeds[0] == 1 else 's'}" if len(n_seeds) == 1 else f"{n_seeds[0]}–{n_seeds[-1]} seeds"
-    suptitle(fig, f"Runs that diverged or spiked, against learning rate ({seeds} per point)")
+    suptitle(fig, f"Runs that diverged or had a loss excursion, against learning rate ({seeds} per point)")
     files = save_figure(fig, out_dir, NAME)
     caption = (f"Exploding experiment: fraction of seeds that diverged (summary diverged or a non-finite loss) or "
-               f"spiked (max {contract.TRAIN_LOSS} after the first {WARMUP_FRACTION:.0%} of steps > {SPIKE_LOSS_MULTIPLE:g} x "
-               f"baseline_loss), against learning rate.")
+               f"had a loss excursion (max {contract.TRAIN_LOSS} after the first {WARMUP_FRACTION:.0%} of steps > "
+               f"{EXCURSION_LOSS_MULTIPLE:g} x baseline_loss), against learning rate.")
     return FigureResult(NAME, files, {"rows": rows}, caption)

@@ -1,4 +1,4 @@
-"""Figure 2, grad_flow_through_time: ‖∂L/∂h_t‖ (and ‖∂L/∂c_t‖) against t, from the runs' grad-flow curves.
+"""Figure grad_flow_through_time: ‖∂L/∂h_t‖ (and ‖∂L/∂c_t‖) against t, from the runs' grad-flow curves.
 
 One panel per task of the compared runs (analysis.selection.comparison_runs: the arms experiment, else a
     plain multirun), at that task's largest seq_len: every cell present (its unclipped arm; a clipped twin
@@ -7,8 +7,10 @@ One panel per task of the compared runs (analysis.selection.comparison_runs: the
     over seeds at t.
 Then, with the forget_bias experiment: ‖∂L/∂c_t‖ at initialization for each forget-gate bias (median over
     seeds).
-Each curve is labelled with its contract.log10_ratio = log10(‖∂L/∂x_0‖ / ‖∂L/∂x_{T-1}‖) (below 0: the
-gradient vanishes going back in time; above 0: it grows); a cell's entry holds both, [init → trained].
+Each curve is labelled with contract.log10_ratio = log10(‖∂L/∂x_0‖ / ‖∂L/∂x_{T-1}‖) (below 0: the
+gradient vanishes going back in time; above 0: it grows), the median of the per-seed ratios
+(analysis.flow_ratios: the number of summary.md's gradient-flow table, not the ratio of the drawn median
+curve); a cell's entry holds both, [init → trained].
 The numbers: analysis.figure_data.grad_flow_data.
 """
 
@@ -36,6 +38,7 @@ QUANTITY_LABEL = {"h": r"$\|\partial L/\partial h_t\|$", "c": r"$\|\partial L/\p
 STATE_TINT = 0.45  # how far a cell state's curve is lightened towards white from its arm's colour
 MAX_COLUMNS = 2  # panels per row: two tasks, or two tasks and the forget-bias panel on two rows
 PANEL_HEIGHT = 3.6  # inches per row of panels, the legend below each included
+RATIO_AGGREGATION = "median of the seeds' ratios"  # analysis.flow_ratios, as in summary.md
 
 
 def _ratio_text(value: float) -> str:
@@ -89,7 +92,8 @@ def _draw_task_panel(ax: Any, info: dict[str, Any], letter: str, source: str) ->
     ax.plot([], [], "-", color=OTHER_COLOR, label=f"solid: after training (step {step})")
     ax.set_title(f"({letter}) {info['task']}, T={info['seq_len']}: init vs after {step} steps\n({_seed_text(seeds)})")
     return (f"({letter}) {source}, {info['task']} task, T={info['seq_len']}, {_seed_text(seeds)}; dashed = "
-            f"initialization (step 0), solid = after training (step {step}).")
+            f"initialization (step 0), solid = after training (step {step}); in brackets log10(first/last), "
+            f"{RATIO_AGGREGATION}.")
 
 
 def _draw_forget_bias_panel(ax: Any, info: dict[str, Any], letter: str) -> str:
@@ -108,7 +112,8 @@ def _draw_forget_bias_panel(ax: Any, info: dict[str, Any], letter: str) -> str:
     ax.set_title(f"({letter}) {info['cell']} {QUANTITY_LABEL['c']} at init vs forget bias\n"
                  f"{info['task']}, T={info['seq_len']} ({_seed_text(seeds)})")
     return (f"({letter}) forget_bias experiment: {info['cell']} cell-state gradient at initialization, "
-            f"{info['task']} task, T={info['seq_len']}, {_seed_text(seeds)}.")
+            f"{info['task']} task, T={info['seq_len']}, {_seed_text(seeds)}; in brackets log10(first/last), "
+            f"{RATIO_AGGREGATION}.")
 
 
 def draw(runs: Sequence[Run], out_dir: Path) -> FigureResult:
@@ -133,7 +138,8 @@ def draw(runs: Sequence[Run], out_dir: Path) -> FigureResult:
         integer_steps(ax)
         ax.set_xlabel("time step t (input position)")
         ax.set_ylabel("gradient norm (log scale)")
-        title = "[log10(first/last): init → trained]" if kind == "task" else "[log10(first/last)]"
+        title = (f"[log10(first/last), {RATIO_AGGREGATION}: init → trained]" if kind == "task"
+                 else f"[log10(first/last), {RATIO_AGGREGATION}]")
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1 if kind == "task" else 2, fontsize=6,
                   title=title, title_fontsize=6)
     files = save_figure(fig, out_dir, NAME)

@@ -1,4 +1,4 @@
-"""Figure 7, grad_histograms: the distribution of the recurrent weight's gradient over training, one heat
+"""Figure grad_histograms: the distribution of the recurrent weight's gradient over training, one heat
 map per arm of the compared runs (analysis.selection.comparison_runs: the arms experiment, else a plain
 multirun): rows = training steps, colour = count per bin on a log scale, the x axis symmetric-log (bins
 are equally wide on it; the grid: analysis.histogram_grid). The numbers: analysis.figure_data.grad_histogram_data.

@@ -1,4 +1,4 @@
-"""Figure 4, grad_norm_training: the total pre-clip gradient norm (contract.PRECLIP_NORM) during training,
+"""Figure grad_norm_training: the total pre-clip gradient norm (contract.PRECLIP_NORM) during training,
 every arm of the compared runs (analysis.selection.comparison_runs: the arms experiment, else a plain
 multirun), one run per arm (the same seed in all where possible), the clip threshold drawn and the spikes
 (analysis.spikes) marked. The numbers: analysis.figure_data.grad_norm_data."""

@@ -6,7 +6,8 @@ gradient travels back along the cell state, multiplied only by forget gates: wit
 preserved (the vanishing is cured; nor can such gates damp a growing gradient), with gates near 0.5 it
 still shrinks geometrically. Where the output path dominates, c_t gets its gradient through h_t, which
 reaches it through the recurrent weights: the LSTM behaves like the RNN. The caption says which path
-dominates where, and what ‖∂L/∂c_t‖ itself does (contract.log10_ratio). One panel per forget bias
+dominates where, and what ‖∂L/∂c_t‖ itself does (the median of the per-seed contract.log10_ratio,
+analysis.flow_ratios, as in summary.md). One panel per forget bias
 (forget_bias experiment), at initialization (dashed) and after training (solid), medians over seeds.
 The numbers: analysis.figure_data.gradient_paths_data.
 """
@@ -71,11 +72,12 @@ def _dominance(carry_wins: np.ndarray | None) -> str:
 
 
 def _fate(ratio: float | None) -> str:
-    """What ‖∂L/∂c_t‖ itself does over t (contract.log10_ratio of the curve), in words."""
+    """What ‖∂L/∂c_t‖ itself does over t, in words, from the median of the seeds' contract.log10_ratio
+    (analysis.flow_ratios: the statistic of summary.md's gradient-flow table)."""
     if ratio is None or not np.isfinite(ratio):
         return "‖∂L/∂c_t‖ vanishes to 0" if ratio == float("-inf") else "‖∂L/∂c_t‖ not measured"
     word = "vanishes" if ratio < -1 else "grows back in time" if ratio > 1 else "is preserved"
-    return f"‖∂L/∂c_t‖ {word} (log10 first/last {ratio:+.1f})"
+    return f"‖∂L/∂c_t‖ {word} (log10 first/last {ratio:+.1f}, median over seeds)"
 
 
 def draw(runs: Sequence[Run], out_dir: Path) -> FigureResult:

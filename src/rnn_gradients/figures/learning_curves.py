@@ -1,9 +1,10 @@
-"""Figure 3, learning_curves: validation loss / memoryless baseline against training step for the compared
+"""Figure learning_curves: validation loss / memoryless baseline against training step for the compared
 runs (analysis.selection.comparison_runs: the arms experiment, else a plain multirun), one panel per
 (task, seq_len), one line per arm present = median over seeds, band = min..max.
-Each task row has its own y axis: adding spans decades (log), while copy's arms differ by 0.7-1.0 of the
-baseline, a gap a shared log axis would flatten. A linear row is cut at LINEAR_TOP: copy starts above the
-baseline while the network learns to predict the blanks, and those first points would squeeze the rest.
+Each task row has its own y axis, log only where its values span decades (style.wants_log_scale): arms
+that all end near the baseline differ by less than a decade, a gap a shared log axis would flatten. A
+linear row is cut at LINEAR_TOP: a task such as copy can start above the baseline while the network learns
+to predict the blanks, and those first points would squeeze the rest.
 The numbers: rnn_gradients.analysis.figure_data.learning_curve_data."""
 
 from __future__ import annotations

@@ -1,14 +1,14 @@
-"""Figure loss_cliff: the wall of Pascanu et al. (2013), measured. The batch loss along the update direction,
-L(θ − α·g/‖g‖) against the step length α; one line per clipping mode (first seed; exploding experiment, one
-optimizer and learning rate), a star where the step the optimizer actually took landed (‖Δθ‖, loss after it).
+"""Figure loss_cliff: the wall of Pascanu et al. (2013), from real runs. The batch loss along the update
+direction, L(θ − α·g/‖g‖) against the step length α; one line per clipping mode (first seed; exploding
+experiment, one optimizer and learning rate), a star where the step the optimizer actually took landed
+(‖Δθ‖, loss after it), a triangle at the top where that loss was not finite.
 
-A run that did not diverge draws its steepest step (largest pre-clip ‖g‖). A diverged run draws its first
-uphill step (the first update that multiplied its batch loss) instead: its steepest step and its step before
-the divergence lie deep in the blown-up region (‖g‖ ~ 1e18, losses ~ 1e36 × baseline) and would flatten every
-other line, so they are in the caption and the summary table, not drawn. (Every run has a first uphill step
-at SGD lr 0.5 with momentum 0.9, clipped or not: momentum carries a step past the minimum along −g; only the
-unclipped run's steps then grow with ‖g‖.) An unclipped step of length ∝ ‖g‖
-jumps the wall; a norm-clipped one stays at its foot. The numbers: analysis.cliff_data.loss_cliff_data.
+A run that did not diverge draws its steepest step (largest pre-clip ‖g‖): a solid line, filled markers. A
+diverged run draws its first uphill step (the first update that multiplied its batch loss) instead: a dashed
+line, hollow markers. Its steepest step and its step before the divergence come from after it blew up and
+would stretch the loss axis over every other line, so they are in the caption and the summary table, not
+drawn (analysis.cliff_data.drawn_kind). What the measured runs show: README, the loss_cliff row of the
+results. The numbers: analysis.cliff_data.loss_cliff_data.
 """
 
 from __future__ import annotations
@@ -96,8 +96,10 @@ def draw(runs: Sequence[Run], out_dir: Path) -> FigureResult:
         for alpha, color, hollow in off_the_wall:
             ax.plot([alpha], [top], "^", ms=7, clip_on=False, zorder=5, **_marker(color, hollow))
         ax.set_ylim(top=top)
-    # what the markers mean, in black (their colour is the line's; hollow: the step before a divergence)
-    ax.plot([], [], "*", ms=8, color="k", label="the step taken (‖Δθ‖, loss after it); hollow: first uphill step")
+    # what the markers mean, in black (their colour is the line's; hollow, on a dashed line: a diverged run's first
+    # uphill step, the slice drawn_kind picks for it)
+    ax.plot([], [], "*", ms=8, color="k", label="the step taken (‖Δθ‖, loss after it); hollow: a diverged run's "
+            "first uphill step")
     if off_the_wall:
         ax.plot([], [], "^", ms=6, color="k", label="the step taken landed on a non-finite loss (drawn at the top)")
     ax.legend(loc="upper left", fontsize=5.5)
@@ -111,7 +113,7 @@ def draw(runs: Sequence[Run], out_dir: Path) -> FigureResult:
     caption = (f"Exploding experiment, {optimizer} at lr {lr}{pair}: the batch loss L(θ − α·g/‖g‖) / baseline "
                "against α, at the step of each run's largest pre-clip gradient norm (solid) or, in a diverged run, at "
                "its first uphill step (the first update that multiplied its batch loss by "
-               "callbacks.loss_cliff.uphill_factor, 2 by default; dashed); stars: where the step the optimizer took "
-               "landed. "
+               "callbacks.loss_cliff.uphill_factor, 2 by default; dashed, hollow markers); stars: where the step the "
+               "optimizer took landed. "
                + "; ".join(_describe(mode, info) for mode, info in data["modes"].items()) + ".")
     return FigureResult(NAME, files, data, caption)

@@ -1,8 +1,8 @@
-"""Figure 5, loss_vs_seq_len: the final val_normalized_loss of each run's summary against seq_len, one
+"""Figure loss_vs_seq_len: the final val_normalized_loss of each run's summary against seq_len, one
 panel per task, one line per arm present, median over seeds with min..max error bars, for the compared
 runs (analysis.selection.comparison_runs: the arms experiment, else a plain multirun). 1 = memoryless baseline.
-Each task has its own y axis (log only where its values span decades): copy's arms end at 0.8-1.0 of the
-baseline, a gap adding's log axis would flatten.
+Each task has its own y axis, log only where its values span decades (style.wants_log_scale): arms that
+all end near the baseline differ by less than a decade, a gap another task's log axis would flatten.
 The numbers: rnn_gradients.analysis.figure_data.loss_vs_seq_len_data."""
 
 from __future__ import annotations

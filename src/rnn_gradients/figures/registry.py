@@ -1,6 +1,7 @@
 """The one list of figures, in the order of the paper: what the command line offers (--only), what is
-drawn and in which order, which TensorBoard tags are kept when event files are read, and what the tests
-expect to find. Each figure is one module with NAME, TAGS (the tags it reads) and draw(runs, out_dir).
+drawn and in which order, and which TensorBoard tags are kept when event files are read. A figure's number
+is its position here; modules and docs name figures, never number them. Each figure is one module with
+NAME, TAGS (the tags it reads) and draw(runs, out_dir).
 """
 
 from __future__ import annotations

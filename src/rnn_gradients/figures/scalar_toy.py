@@ -1,4 +1,4 @@
-"""Figure 1, scalar_toy: |dh_t/dw| = t|w|^(t-1)|x| of the scalar RNN h_t = w^t x for w = 0.9, 1.0, 1.1,
+"""Figure scalar_toy: |dh_t/dw| = t|w|^(t-1)|x| of the scalar RNN h_t = w^t x for w = 0.9, 1.0, 1.1,
 closed form (lines) and torch autograd (markers). Needs no run; the numbers: analysis.toy_gradients."""
 
 from __future__ import annotations

@@ -17,15 +17,25 @@ from pathlib import Path
 from typing import Any
 
 from rnn_gradients import contract
-from rnn_gradients.analysis import (
-    SPIKE_LOSS_MULTIPLE, STATUS_ORDER, WARMUP_FRACTION, Run, headline_numbers, run_rows,
-)
+from rnn_gradients.analysis import EXCURSION_LOSS_MULTIPLE, WARMUP_FRACTION, Run, headline_numbers, run_rows
 from rnn_gradients.analysis.tables import json_safe
 from rnn_gradients.figures.style import WRITTEN, fmt_num
 from rnn_gradients.io_utils import write_text_atomic
 
 CSV_FILE, MARKDOWN_FILE, NUMBERS_FILE = contract.FIGURES_CSV, contract.FIGURES_MARKDOWN, contract.FIGURES_NUMBERS
-STATUS_LABELS = {contract.MISSING: f"failed or running (no {contract.SUMMARY_FILE})"}  # column headers of summary.md
+# How every number over seeds is aggregated (summary.md's header): one statistic per number, the one the figures'
+# legends and captions print too (the log10 ratios: analysis.flow_ratios).
+AGGREGATION_RATIO = "the median over seeds of each seed's log10 ratio (not the ratio of the median curve)"
+AGGREGATION = ("Aggregation: a number over seeds is the median of the per-seed values (with the min–max where shown; "
+               "counts and fractions say so); a log10 gradient ratio is "
+               f"{AGGREGATION_RATIO}, in these tables and in the figures' legends alike.")
+# What each status that keeps a run out of the tables means (summary.md; the figures' one-line error).
+UNFINISHED_MEANING = {
+    contract.FAILED: "the job raised (the reason is in its summary)",
+    contract.INTERRUPTED: "stopped by a signal after saving a checkpoint (resume with resume=true)",
+    contract.MISSING: f"no {contract.SUMMARY_FILE}: killed, or still running",
+    contract.UNREADABLE: f"a {contract.SUMMARY_FILE} that is not a JSON object with a known status",
+}
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
@@ -55,23 +65,20 @@ def _paths(paths: Sequence[str]) -> str:
 
 
 def _status_section(numbers: dict[str, Any]) -> list[str]:
-    header = " | ".join(STATUS_LABELS.get(s, s) for s in STATUS_ORDER)
+    header = " | ".join(contract.STATUSES)
     lines = ["## Runs by status", "",
-             "Only finished runs (completed or diverged) enter the tables below and the figures.", "",
+             "Only finished runs (completed or diverged) enter the tables below and the figures. The others: "
+             + "; ".join(f"{s} = {UNFINISHED_MEANING[s]}" for s in contract.UNFINISHED) + ".", "",
              f"| experiment | {header} | other | total |",
-             "|---|" + "---:|" * (len(STATUS_ORDER) + 2)]
+             "|---|" + "---:|" * (len(contract.STATUSES) + 2)]
     for experiment, c in numbers["counts"].items():
-        other = c["total"] - sum(c.get(s, 0) for s in STATUS_ORDER)
+        other = c["total"] - sum(c.get(s, 0) for s in contract.STATUSES)
         name = f"**{experiment}**" if experiment == "all" else experiment
-        cells = " | ".join(str(c.get(s, 0)) for s in STATUS_ORDER)
+        cells = " | ".join(str(c.get(s, 0)) for s in contract.STATUSES)
         lines.append(f"| {name} | {cells} | {other} | {c['total']} |")
-    if numbers[contract.MISSING]:
-        lines += ["", f"Jobs without {contract.SUMMARY_FILE} (failed or still running): "
-                  + _paths(numbers[contract.MISSING])]
-    if numbers["failed"]:
-        lines += ["", "Failed or interrupted jobs: " + _paths(numbers["failed"])]
-    if numbers[contract.UNREADABLE]:
-        lines += ["", "Unreadable jobs: " + _paths(numbers[contract.UNREADABLE])]
+    for status in contract.UNFINISHED:
+        if numbers[status]:
+            lines += ["", f"{status.capitalize()} jobs: " + _paths(numbers[status])]
     return lines
 
 
@@ -94,7 +101,7 @@ def _final_loss_section(numbers: dict[str, Any]) -> list[str]:
 def _grad_flow_section(numbers: dict[str, Any]) -> list[str]:
     head = ["## Gradient flow through time", "",
             "log10(‖∂L/∂x_0‖ / ‖∂L/∂x_{T-1}‖) for x = h (hidden state) and c (LSTM cell state) on the probe batch "
-            f"({contract.GRAD_FLOW_FILE}), median over seeds; init = training step 0, end = last measurement. Far "
+            f"({contract.GRAD_FLOW_FILE}), {AGGREGATION_RATIO}; init = training step 0, end = last measurement. Far "
             "below 0: the gradient vanishes going back in time; above 0: it grows. n/a = not measured, or the first "
             "norm underflowed to 0.", "",
             "| experiment | arm | forget bias | task | T | n seeds | h init | h end | c init | c end | end step |",
@@ -134,15 +141,15 @@ def _gradient_paths_section(numbers: dict[str, Any]) -> list[str]:
 
 def _divergence_section(numbers: dict[str, Any]) -> list[str]:
     head = ["## Divergence (exploding experiment)", "",
-            f"Diverged: {contract.SUMMARY_FILE} says diverged, or a non-finite loss. Spiked: the largest "
+            f"Diverged: {contract.SUMMARY_FILE} says diverged, or a non-finite loss. Loss excursion: the largest "
             f"{contract.TRAIN_LOSS} after the first {WARMUP_FRACTION:.0%} of the steps exceeds "
-            f"{SPIKE_LOSS_MULTIPLE:g} × the baseline loss. Fraction = (diverged or spiked) / finished runs; 'not finished' = jobs without "
-            f"{contract.SUMMARY_FILE}, failed or interrupted, left out of the fraction.", "",
-            "| optimizer | clipping | lr | n runs | diverged | spiked | diverged or spiked | fraction | "
+            f"{EXCURSION_LOSS_MULTIPLE:g} × the baseline loss. Fraction = (diverged or loss excursion) / finished runs; "
+            "'not finished' = jobs failed, interrupted, missing or unreadable, left out of the fraction.", "",
+            "| optimizer | clipping | lr | n runs | diverged | loss excursion | diverged or loss excursion | fraction | "
             "median val loss / baseline | not finished |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     rows = [f"| {r['optimizer']} | {r['clipping']} | {fmt_num(r['lr'])} | {r['n_runs']} | {r['n_diverged']} | "
-            f"{r['n_spiked']} | {r['n_diverged_or_spiked']} | {fmt_num(r['fraction'], 2)} | "
+            f"{r['n_loss_excursion']} | {r['n_diverged_or_excursion']} | {fmt_num(r['fraction'], 2)} | "
             f"{fmt_num(r['median_val_normalized_loss'])} | {r['n_not_finished']} |"
             for r in numbers["divergence"]]
     return head + (rows or ["| n/a | | | 0 | | | | n/a | n/a | |"])
@@ -187,8 +194,8 @@ def _cures_section(numbers: dict[str, Any]) -> list[str]:
             f"`val_normalized_loss` of {contract.SUMMARY_FILE} (1 = memoryless baseline), median and per seed (seed "
             "order); the median `val_accuracy`; the first logged step whose validation loss fell below 0.9 × the "
             "baseline, median over seeds (never: the median seed never got there), with how many seeds did; and "
-            f"log10(‖∂L/∂h_0‖ / ‖∂L/∂h_{{T-1}}‖) of {contract.GRAD_FLOW_FILE}, median over seeds, at init (step 0) "
-            "and after training (as in the gradient-flow table).", "",
+            f"log10(‖∂L/∂h_0‖ / ‖∂L/∂h_{{T-1}}‖) of {contract.GRAD_FLOW_FILE}, the median of the seeds' ratios, at init "
+            "(step 0) and after training (as in the gradient-flow table).", "",
             "| task | T | cell | n seeds | median val loss / baseline | per seed | median val accuracy | "
             "first step < 0.9 × baseline | seeds below | h init | h end |",
             "|---|---:|---|---:|---:|---|---:|---:|---:|---:|---:|"]
@@ -235,7 +242,7 @@ def _spectrum_section(numbers: dict[str, Any]) -> list[str]:
 
 
 def markdown(numbers: dict[str, Any]) -> str:
-    lines = ["# Sweep summary", ""]
+    lines = ["# Sweep summary", "", AGGREGATION, ""]
     if numbers["sources"]:
         lines += ["Runs read from: " + _paths(numbers["sources"]), ""]
     lines += _status_section(numbers) + [""] + _final_loss_section(numbers) + [""] + _grad_flow_section(numbers)

@@ -15,21 +15,30 @@ import torch
 
 from rnn_gradients.cluster import submitit_preempt_signal
 from rnn_gradients.contract import LAST_CHECKPOINT
+from rnn_gradients.rules import ConfigError
 
 log = logging.getLogger(__name__)
 
 
 
-def checkpoint_step(path: Path) -> int:
-    """The global step stored in a checkpoint, read with weights_only=True: a file from a stranger cannot
-    run code. Raises ValueError with a one-line reason for anything that is not a loadable checkpoint."""
+def checkpoint_step(path: Path, ckpt_path: str | None = None) -> int:
+    """The global step stored in the checkpoint a `ckpt_path` value names (`path`: the file it stands for,
+    as 'last' stands for <run dir>/checkpoints/last.ckpt; default: ckpt_path is the path), read with
+    weights_only=True: a file from a stranger cannot run code. A missing or unloadable file is a one-line
+    ConfigError: the command line's check before launch and the job's own are this function, so both say
+    the same."""
+    shown = str(path) if ckpt_path is None else ckpt_path
+    if not Path(path).is_file():
+        raise ConfigError(f"ckpt_path={shown!r} is not allowed: there is no file {path} "
+                          "(ckpt_path must be a .ckpt file, or 'last' with hydra.run.dir=<run dir>)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
     except Exception as error:  # unpickling refused, truncated file, not a checkpoint at all
         detail = (str(error).strip().splitlines() or [""])[0][:160]
-        raise ValueError(f"not a loadable checkpoint ({type(error).__name__}: {detail})") from None
+        raise ConfigError(f"ckpt_path={shown!r} is not allowed: {path} is not a loadable checkpoint "
+                          f"({type(error).__name__}: {detail})") from None
 
 
 def save_last_checkpoint(trainer: pl.Trainer, dirpath: Path) -> Path:
@@ -48,9 +57,9 @@ class PeriodicCheckpoint(pl.Callback):
     a checkpoint taken elsewhere resumes with the logging step off by one. Place it after callbacks that
     may stop training (divergence), so a stopped run's last step is saved too.
 
-    Not Lightning's ModelCheckpoint: it writes the file in place (a kill mid-write leaves a truncated
-    last.ckpt, which this writes through a temporary file and a rename) and does not save a run that a
-    callback stopped before its next `every_n_train_steps`.
+    Not Lightning's ModelCheckpoint: its "atomic" save (2.6: an fsspec transaction) writes to the system
+    temp dir and moves the file, a copy into last.ckpt in place where /tmp is another filesystem, so a kill
+    mid-copy truncates it (tests/test_reliability.py); and it saves a stopped run only in on_train_end.
     """
 
     def __init__(self, dirpath: Path, every_n_steps: int) -> None:

@@ -8,22 +8,26 @@ from typing import Any
 
 import lightning.pytorch as pl
 
+from rnn_gradients.callback_interfaces import DivergenceVerdict, SummaryFields
+from rnn_gradients.schema import check
+
 log = logging.getLogger(__name__)
 
 
-class DivergenceMonitor(pl.Callback):
+class DivergenceMonitor(DivergenceVerdict, SummaryFields, pl.Callback):
     """Marks the run diverged on a non-finite loss or gradient, or a loss above
     `loss_multiple` × the task baseline after `warmup_steps`; then asks the trainer to stop.
 
-    Stopping (not raising) lets a multirun go on: the job exits 0 and its summary says what happened.
+    Stopping (not raising) lets a multirun go on: the job exits 0 and its summary says what happened
+    (summary_fields). Other callbacks ask `verdict` (callback_interfaces.DivergenceVerdict).
     """
 
     def __init__(self, loss_multiple: float = 100.0, warmup_steps: int = 100) -> None:
-        if not loss_multiple > 0:
-            raise ValueError(f"callbacks.divergence.loss_multiple must be > 0, got {loss_multiple}")
+        check("callbacks.divergence", loss_multiple=loss_multiple, warmup_steps=warmup_steps)  # the schema's rules
         self.loss_multiple, self.warmup_steps = loss_multiple, warmup_steps
         self.diverged_at: int | None = None
         self.reason: str | None = None
+        self._judged_step: int | None = None  # the step `verdict` last judged
 
     def _mark(self, trainer: pl.Trainer, reason: str) -> None:
         if self.diverged_at is None:
@@ -32,6 +36,19 @@ class DivergenceMonitor(pl.Callback):
         trainer.should_stop = True
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.verdict(trainer, pl_module, outputs)
+
+    def verdict(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any) -> int | None:
+        if self._judged_step != trainer.global_step:
+            self._judged_step = trainer.global_step
+            self._judge(trainer, pl_module, outputs)
+        return self.diverged_at
+
+    def summary_fields(self) -> dict[str, Any]:
+        diverged = self.diverged_at is not None
+        return {"diverged": diverged, "diverged_at_step": self.diverged_at, "divergence_reason": self.reason if diverged else None}
+
+    def _judge(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is None:
             return

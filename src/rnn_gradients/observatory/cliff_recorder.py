@@ -4,11 +4,12 @@ along the update direction, L(θ − α·g/‖g‖) for α on a log grid, plus t
 Recorded at the step of the run's largest pre-clip gradient norm (a new record replaces the old one, so a
 run keeps the slice of its steepest step whether or not a spike ever happened), at the step before a
 divergence (the step whose update produced the non-finite loss), and at the first step whose update
-multiplied the loss on its own batch by at least `uphill_factor`: the first jump over the wall. A run that
-diverges has its largest norm and its last step deep in the blown-up region (‖g‖ ~ 1e18); its first
-uphill step (often step 1, at the same θ and g as the clipped runs of the same seed) is the picture of
-Pascanu et al.: the loss falls along −g, then rises into a wall, and a step ∝ ‖g‖ lands on it. Written to loss_cliff.npz
-(contract.LOSS_CLIFF_FILE) at the end of training and kept in checkpoints so a resumed run keeps it.
+multiplied the loss on its own batch by at least `uphill_factor`: the first jump over the wall, recorded
+because a run that diverges takes its largest norm and its last step after it has blown up, and its first
+uphill step is the one that shows the wall of Pascanu et al. (the loss falls along −g, then rises; a step
+∝ ‖g‖ lands on it). What the measured runs show: README, the loss_cliff row of the results. Written to
+loss_cliff.npz (contract.LOSS_CLIFF_FILE) at the end of training and kept in checkpoints so a resumed run
+keeps it.
 Meant for the exploding sweep: each record costs one forward pass per α on one batch, and the search for the
 first uphill step one forward pass per step until it is found.
 """
@@ -27,7 +28,9 @@ from torch.func import functional_call
 from torch.optim import Optimizer
 
 from rnn_gradients import contract
+from rnn_gradients.callback_interfaces import DivergenceVerdict, implementing
 from rnn_gradients.io_utils import write_bytes_atomic
+from rnn_gradients.schema import check, check_loss_cliff
 
 
 class LossCliffRecorder(pl.Callback):
@@ -36,8 +39,8 @@ class LossCliffRecorder(pl.Callback):
 
     def __init__(self, alpha_min: float = 1e-4, alpha_max: float = 10.0, num_alphas: int = 21,
                  output_dir: str | Path = ".", uphill_factor: float = 2.0) -> None:
-        if not (0 < alpha_min < alpha_max) or num_alphas < 2 or not uphill_factor > 1:
-            raise ValueError("callbacks.loss_cliff needs 0 < alpha_min < alpha_max, num_alphas >= 2 and uphill_factor > 1")
+        check_loss_cliff(alpha_min, alpha_max)
+        check("callbacks.loss_cliff", num_alphas=num_alphas, uphill_factor=uphill_factor)
         self.uphill_factor = float(uphill_factor)
         self.alphas = np.logspace(math.log10(alpha_min), math.log10(alpha_max), num_alphas)
         self.output_dir = Path(output_dir)
@@ -75,7 +78,8 @@ class LossCliffRecorder(pl.Callback):
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if contract.CLIFF_FIRST_UPHILL not in self.records and loss is not None and math.isfinite(float(loss)):
             self._check_uphill(pl_module, float(loss))
-        diverged = any(getattr(c, "diverged_at", None) == trainer.global_step for c in trainer.callbacks)
+        judges = implementing(trainer, DivergenceVerdict)  # the divergence monitor: judged once, by whichever Lightning calls first
+        diverged = any(judge.verdict(trainer, pl_module, outputs) == trainer.global_step for judge in judges)
         diverged = diverged or (loss is not None and not math.isfinite(float(loss))) or not math.isfinite(self._last["norm"])
         if diverged and self._previous is not None and contract.CLIFF_BEFORE_DIVERGENCE not in self.records:
             # the previous step's update went over the edge: θ of this step is where it landed

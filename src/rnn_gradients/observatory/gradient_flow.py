@@ -18,9 +18,11 @@ import numpy as np
 import torch
 
 from rnn_gradients import contract
+from rnn_gradients.callback_interfaces import HParamsMetrics
 from rnn_gradients.observatory.tensorboard_io import add_curve_as_histogram, add_histogram, summary_writer
 from rnn_gradients.io_utils import write_bytes_atomic
 from rnn_gradients.observatory.probe import TimeGradients, time_gradient_norms
+from rnn_gradients.schema import check
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 DECADES_SHOWN = 12
 
 
-class GradFlowLogger(pl.Callback):
+class GradFlowLogger(HParamsMetrics, pl.Callback):
     """Every `every_n_steps` (and at steps 0 and the last one) logs, for the probe batch:
 
     - grad_flow/log10_ratio_h (and _c for the LSTM: one per state of the cell): see `contract.log10_ratio`;
@@ -53,8 +55,8 @@ class GradFlowLogger(pl.Callback):
         output_dir: str | None = None,
         dtype: str = "float64",
     ) -> None:
-        if every_n_steps <= 0 or probe_size <= 0 or plot_every_n_steps < 0:
-            raise ValueError("callbacks.grad_flow.every_n_steps and probe_size must be > 0, plot_every_n_steps >= 0")
+        check("callbacks.grad_flow", every_n_steps=every_n_steps, probe_size=probe_size, probe_seed=probe_seed, layer=layer,
+              num_scalar_points=num_scalar_points, plot_every_n_steps=plot_every_n_steps, dtype=dtype)
         self.every_n_steps, self.probe_size, self.probe_seed = every_n_steps, probe_size, probe_seed
         self.layer, self.num_scalar_points = layer, num_scalar_points
         self.plot_every_n_steps = plot_every_n_steps
@@ -111,6 +113,11 @@ class GradFlowLogger(pl.Callback):
     def last_log10_ratios(self) -> dict[str, float]:
         """contract.log10_ratio of the latest measured curve of each state: {"h": ..., "c": ... (LSTM)}."""
         return {name: contract.log10_ratio(self.curves[name][-1]) for name in self.states if self.curves.get(name)}
+
+    def hparams_metrics(self) -> dict[str, float]:
+        """The HParams columns log10_ratio_h and _c: the last measured curve's ratios."""
+        tags = {"h": contract.HPARAM_LOG10_RATIO_H, "c": contract.HPARAM_LOG10_RATIO_C}
+        return {tags[name]: ratio for name, ratio in self.last_log10_ratios().items() if name in tags}
 
     def state_dict(self) -> dict[str, Any]:
         # Kept in checkpoints so a resumed run continues grad_flow.npz instead of starting it over.

@@ -7,14 +7,14 @@ from torch.optim import Optimizer
 
 from rnn_gradients import contract
 from rnn_gradients.observatory.tensorboard_io import add_histogram, summary_writer
+from rnn_gradients.schema import check
 
 
 class GradHistogramLogger(pl.Callback):
     """grad_hist/<param>: the distribution of gradient values of each tensor (before clipping)."""
 
     def __init__(self, every_n_steps: int = 100, bins: int = 64) -> None:
-        if every_n_steps <= 0 or bins <= 0:
-            raise ValueError(f"callbacks.grad_histograms.every_n_steps and bins must be > 0, got {every_n_steps}, {bins}")
+        check("callbacks.grad_histograms", every_n_steps=every_n_steps, bins=bins)
         self.every_n_steps, self.bins = every_n_steps, bins
 
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: Optimizer) -> None:

@@ -11,6 +11,7 @@ from torch.optim import Optimizer
 
 from rnn_gradients import contract
 from rnn_gradients.observatory.tensorboard_io import add_scalars, summary_writer
+from rnn_gradients.schema import check
 
 TOTAL_TAGS = [contract.PRECLIP_NORM, contract.POSTCLIP_NORM, contract.CLIPPED]
 
@@ -28,8 +29,7 @@ class GradNormLogger(pl.Callback):
     """
 
     def __init__(self, every_n_steps: int = 1, per_parameter: bool = True, update_ratio: bool = True) -> None:
-        if every_n_steps <= 0:
-            raise ValueError(f"callbacks.grad_norms.every_n_steps must be > 0, got {every_n_steps}")
+        check("callbacks.grad_norms", every_n_steps=every_n_steps, per_parameter=per_parameter, update_ratio=update_ratio)
         self.every_n_steps, self.per_parameter, self.update_ratio = every_n_steps, per_parameter, update_ratio
         self._names: dict[int, str] = {}  # id(parameter) -> name
         self._snapshot_of: list[nn.Parameter] = []

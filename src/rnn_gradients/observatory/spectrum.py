@@ -20,6 +20,7 @@ import torch
 from rnn_gradients import contract
 from rnn_gradients.io_utils import write_bytes_atomic
 from rnn_gradients.observatory.tensorboard_io import add_scalars, summary_writer
+from rnn_gradients.schema import check
 
 
 def spectrum(matrix: torch.Tensor) -> tuple[float, float]:
@@ -35,8 +36,7 @@ class SpectrumLogger(pl.Callback):
     for the figures. One SVD and one eigendecomposition of a 128 × 128 matrix: ~5 ms on one core."""
 
     def __init__(self, every_n_steps: int = 250, output_dir: str | None = None) -> None:
-        if every_n_steps <= 0:
-            raise ValueError(f"callbacks.spectrum.every_n_steps must be > 0, got {every_n_steps}")
+        check("callbacks.spectrum", every_n_steps=every_n_steps)
         self.every_n_steps = every_n_steps
         self.output_dir = Path(output_dir) if output_dir else None
         self.steps: list[int] = []

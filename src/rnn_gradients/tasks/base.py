@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from rnn_gradients.rules import Rule, integer
+from rnn_gradients.rules import Rule, integer, require
 
 if TYPE_CHECKING:
     import torch
@@ -41,8 +41,12 @@ class Task(ABC):
 
     def __init__(self, seq_len: int, batch_size: int = 64, val_size: int = 1024, val_seed: int = 12345,
                  **options: Any) -> None:
-        if seq_len < self.min_seq_len:
-            raise ValueError(f"data.seq_len={seq_len} is below the {self.name} task's minimum {self.min_seq_len}")
+        # the rules the schema applies to data.* (its own, not a copy): the command line's words for a bad value
+        require("data.seq_len", seq_len, self.seq_len_rule())
+        given = {"batch_size": batch_size, "val_size": val_size, "val_seed": val_seed, **options}
+        for key, rule in self.keys.items():
+            if key in given:
+                require(f"data.{key}", given[key], rule)
         self.seq_len, self.batch_size, self.val_size, self.val_seed = seq_len, batch_size, val_size, val_seed
         self.options = options
 
