@@ -29,6 +29,7 @@ from rnn_gradients.guards.checkpointing import checkpoint_step
 from rnn_gradients.guards.divergence_monitor import DivergenceMonitor
 from rnn_gradients.networks import network_for
 from rnn_gradients.observatory.cliff_recorder import LossCliffRecorder
+from rnn_gradients.observatory.gate_stats import GateStatsLogger
 from rnn_gradients.observatory.gradient_flow import GradFlowLogger
 from rnn_gradients.observatory.gradient_histograms import GradHistogramLogger
 from rnn_gradients.paths import config_dir
@@ -61,6 +62,10 @@ SAME_VALUE: list[tuple[list[str], Callable[[Path], Any], str]] = [
      "data.batch_size=0 is not allowed: data.batch_size must be an integer > 0"),
     (["model=rnn", "model.init=xavier"], lambda tmp: network_for("rnn", 2, 1, init="xavier"),
      "model.init='xavier' is not allowed: model.init must be one of ['default', 'orthogonal', 'spectral', 'glorot']"),
+    (["model=rnn", "model.hidden_size=0"], lambda tmp: network_for("rnn", 2, 1, hidden_size=0),
+     "model.hidden_size=0 is not allowed: model.hidden_size must be an integer > 0"),
+    (["callbacks.gate_stats.probe_size=0"], lambda tmp: GateStatsLogger(probe_size=0),
+     "callbacks.gate_stats.probe_size=0 is not allowed: callbacks.gate_stats.probe_size must be an integer > 0"),
     (["ckpt_path={tmp}/missing.ckpt"], lambda tmp: checkpoint_step(tmp / "missing.ckpt"),
      "ckpt_path='{tmp}/missing.ckpt' is not allowed: there is no file {tmp}/missing.ckpt "
      "(ckpt_path must be a .ckpt file, or 'last' with hydra.run.dir=<run dir>)"),

@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from rnn_gradients.rules import Rule, integer, number, one_of
+from rnn_gradients.rules import Rule, integer, number, one_of, require
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
@@ -58,6 +58,11 @@ class Cell:
 
     def __init__(self, hidden_size: int = 128, num_layers: int = 1, init: str = "default",
                  spectral_radius: float = 1.0, **options: Any) -> None:
+        given = {"hidden_size": hidden_size, "num_layers": num_layers, "init": init, "spectral_radius": spectral_radius, **options}
+        for key, rule in self.keys.items():  # the rules the schema applies to model.*: one line, same words
+            if key in given:
+                require(f"model.{key}", given[key], rule)
+        self.check(given)
         self.hidden_size, self.num_layers, self.init, self.spectral_radius = hidden_size, num_layers, init, spectral_radius
         self.options = options
 

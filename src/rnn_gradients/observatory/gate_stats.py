@@ -11,6 +11,7 @@ import torch
 from rnn_gradients import contract
 from rnn_gradients.observatory.probe import gate_values
 from rnn_gradients.observatory.tensorboard_io import add_histogram, summary_writer
+from rnn_gradients.schema import check
 
 
 class GateStatsLogger(pl.Callback):
@@ -19,6 +20,7 @@ class GateStatsLogger(pl.Callback):
     One fused pass per layer on the probe batch, no gradient: a few ms at T=100."""
 
     def __init__(self, every_n_steps: int = 100, probe_size: int = 64, probe_seed: int = 2024, bins: int = 64) -> None:
+        check("callbacks.gate_stats", every_n_steps=every_n_steps, probe_size=probe_size, probe_seed=probe_seed)
         self.every_n_steps, self.probe_size, self.probe_seed, self.bins = every_n_steps, probe_size, probe_seed, bins
         self._probe: torch.Tensor | None = None
 
