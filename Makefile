@@ -7,6 +7,9 @@ PROFILE ?= quick
 # `make tensorboard HOST=0.0.0.0` exposes the server on the network; the default stays on loopback.
 HOST    ?= 127.0.0.1
 PORT    ?= 6006
+# pytest-xdist workers; each owns its share of the cores (tests/conftest.py). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= auto
+PYTEST  := $(PY) -m pytest -n $(TEST_WORKERS)
 
 .PHONY: install test test-all reproduce tensorboard bench clean
 
@@ -18,11 +21,11 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PYTEST)
 
 # The slow tests too (kept out of CI for time).
 test-all: $(STAMP)
-	$(PY) -m pytest -m ''
+	$(PYTEST) -m ''
 
 reproduce: $(STAMP)
 	$(PY) scripts/reproduce.py --profile $(PROFILE)

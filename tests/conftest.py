@@ -70,6 +70,54 @@ def read_summary(run_dir: Path) -> dict:
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# `make test` runs the suite on pytest-xdist workers, one per core. Three rules keep
+# that as exact as one process:
+# - each worker owns its share of the cores (its affinity mask, inherited by every CLI run it starts), so
+#   the runs' automatic thread counts never oversubscribe a core (spinning OpenMP threads: docs/benchmarks.md);
+# - a test file is one unit, so its module fixtures run once; the files that read the session's smoke
+#   sweep are one unit with it, so it runs once;
+# - the longest units (the SLURM tests, the smoke sweep) are handed out first, so no worker starts them last.
+SMOKE_FILES = ("test_bad_inputs.py", "test_cli.py", "test_loss_cliff.py", "test_pipeline.py")
+LONGEST_FIRST = ("test_slurm.py", "smoke")
+MACHINE_CORES = sorted(os.sched_getaffinity(0))  # before a worker takes its share
+
+
+def pytest_configure(config) -> None:
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if worker and count > 1:
+        cores, index = MACHINE_CORES, int(worker.removeprefix("gw"))
+        own = cores[index::count] if count <= len(cores) else [cores[index % len(cores)]]
+        os.sched_setaffinity(0, own)
+
+
+def work_unit(nodeid: str) -> str:
+    """The xdist work unit of a test: its file, or "smoke" for the files that share the smoke sweep."""
+    name = Path(nodeid.split("::", 1)[0]).name
+    return "smoke" if name in SMOKE_FILES else name
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    rank = {unit: i for i, unit in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(work_unit(item.nodeid), len(rank)))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's loadscope scheduler with our work units. (Its loadgroup marks do not reach the scheduler on
+    pytest 9.2, whose nodeid no longer reads the `_nodeid` that xdist 3.8 rewrites.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByWorkUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return ByWorkUnit(config, log)
+
+
+def all_cores() -> None:
+    """Give a daemon started from a worker the whole machine again, as a real cluster's node has."""
+    os.sched_setaffinity(0, MACHINE_CORES)
+
 
 class SmokeRun(NamedTuple):
     outputs: Path  # reproduce.py's --output-dir; its parent is the folder it ran in
@@ -115,7 +163,7 @@ def slurm_cluster() -> Iterator[None]:
         pytest.skip(reason)
     started_here = subprocess.run([SLURM_SCRIPT, "status"], capture_output=True).returncode != 0
     if started_here:
-        start = subprocess.run([SLURM_SCRIPT, "start"], capture_output=True, text=True, timeout=900)
+        start = subprocess.run([SLURM_SCRIPT, "start"], capture_output=True, text=True, timeout=900, preexec_fn=all_cores)
         assert start.returncode == 0, f"scripts/slurm_local.sh start failed:\n{start.stdout}\n{start.stderr}"
     yield
     if started_here:
@@ -139,3 +187,4 @@ def network(cell: str, input_size: int, hidden_size: int, output_size: int, **ke
     from rnn_gradients.networks import network_for
 
     return network_for(cell, input_size, output_size, hidden_size=hidden_size, **keys)
+
