@@ -111,6 +111,7 @@ def pytest_xdist_make_scheduler(config, log):
         def _split_scope(self, nodeid: str) -> str:
             return work_unit(nodeid)
 
+    config.option.loadscopereorder = False  # xdist's own order (most tests first) would start the SLURM tests last
     return ByWorkUnit(config, log)
 
 

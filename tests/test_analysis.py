@@ -84,7 +84,7 @@ def test_discovery_from_sweep_run_and_parent(sweep):
 
 def test_status_counts_include_unfinished_and_unreadable_jobs(runs):
     counts = status_counts(runs)
-    zero = {"completed": 0, "diverged": 0, "failed": 0, "interrupted": 0, "missing": 0, "unreadable": 0}
+    zero = {"completed": 0, "diverged": 0, "failed": 0, "interrupted": 0, "cancelled": 0, "missing": 0, "unreadable": 0}
     assert counts["arms"] == {**zero, "completed": 10, "failed": 1, "missing": 1, "total": 12}
     assert counts["exploding"] == {**zero, "completed": 7, "diverged": 1, "interrupted": 1, "missing": 1,
                                    "total": 10}

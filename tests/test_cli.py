@@ -8,10 +8,12 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import TINY, job_dir, name_of, read_summary, run_cli
+from rnn_gradients import contract
 
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}-\d{6}$")
 T = 10  # data.seq_len in TINY
@@ -236,6 +238,10 @@ def test_single_run_layout(single):
     assert s["steps"] == MAX_STEPS and s["status"] == "completed"
     assert (run_dir / ".hydra" / "config.yaml").is_file()
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    (hparams_file,) = (run_dir / "tensorboard").rglob("hparams.yaml")  # Lightning's log_hyperparams wrote it
+    hparams = yaml.safe_load(hparams_file.read_text())
+    assert list(hparams) == list(contract.HPARAMS)
+    assert (hparams["arm"], hparams["clipping"], hparams["seed"]) == ("LSTM+clip", "norm", 0.0), hparams
 
 
 def test_lightning_lines_print_once_and_reach_train_log(single):

@@ -112,8 +112,8 @@ def test_cli_tables(cli_out):
     # failed lists the failed job only; the interrupted one has its own list and line
     assert [Path(p).parts[-2:] for p in numbers["failed"]] == [("arms", "10")]
     assert [Path(p).parts[-2:] for p in numbers["interrupted"]] == [("exploding", "9")]
-    assert "| experiment | completed | diverged | failed | interrupted | missing | unreadable | other | total |" in md
-    assert "| **all** | 19 | 1 | 1 | 1 | 2 | 1 | 0 | 25 |" in md
+    assert "| experiment | completed | diverged | failed | interrupted | cancelled | missing | unreadable | other | total |" in md
+    assert "| **all** | 19 | 1 | 1 | 1 | 0 | 2 | 1 | 0 | 25 |" in md
     failed_line = next(line for line in md.splitlines() if line.startswith("Failed jobs: "))
     interrupted_line = next(line for line in md.splitlines() if line.startswith("Interrupted jobs: "))
     assert failed_line.count("`") == 2 and failed_line.endswith(f"{os.sep}arms{os.sep}10`")

@@ -106,7 +106,7 @@ def test_one_failing_job_does_not_stop_the_sweep(tmp_path):
     assert failed["status"] == "failed" and "NoSuchOptimizer" in failed["failure_reason"]
     assert ok["status"] == "completed" and ok["steps"] == 5  # ... but the other job ran
     report = json.loads((sweep / "sweep_report.json").read_text())
-    assert report["counts"] == {"completed": 1, "diverged": 0, "failed": 1, "interrupted": 0, "missing": 0, "unreadable": 0}
+    assert report["counts"] == {"completed": 1, "diverged": 0, "failed": 1, "interrupted": 0, "cancelled": 0, "missing": 0, "unreadable": 0}
     table = (sweep / "sweep_report.md").read_text()
     assert "| 0_lstm_adding_T20_s0 | failed |" in table and "NoSuchOptimizer" in table and "| 1_lstm_adding_T20_s0 | completed |" in table
 

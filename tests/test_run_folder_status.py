@@ -47,31 +47,36 @@ def finished(status: str, arm: str, **extra) -> dict:
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory) -> Path:
-    """Six jobs, one of each status: completed, diverged, failed, interrupted, missing, unreadable."""
+    """Seven jobs, one of each status: completed, diverged, failed, interrupted, cancelled, missing, unreadable."""
     root = tmp_path_factory.mktemp("sweep")
     write_job(root / "0_lstm_adding_T100_s0", ["arm=lstm"], finished("completed", "LSTM"))
     write_job(root / "1_lstm_adding_T100_s1", ["arm=lstm", "seed=1"],
               finished("diverged", "LSTM", diverged=True, diverged_at_step=40, divergence_reason="loss is nan"))
     # train.py's summary of a job that raised: what the run is, the status and the reason, no numbers
     write_job(root / "2_lstm_adding_T100_s2", ["arm=lstm", "seed=2"],
-              {"status": "failed", "failure_reason": "RuntimeError: boom", "arm": "LSTM", "experiment": "arms",
-               "model": "lstm", "task": "adding", "seq_len": 100, "seed": 2})
+              {"status": "failed", "failure_reason": "RuntimeError: boom", "log_file": "/runs/2/train.log", "arm": "LSTM",
+               "experiment": "arms", "model": "lstm", "task": "adding", "seq_len": 100, "seed": 2})
     write_job(root / "3_lstm_nocarry_adding_T100_s0", ["arm=lstm_no_carry"],
               finished("interrupted", "LSTM (no cell carry)", interrupted_by="SIGTERM", steps=1500, forget_bias=None))
     write_job(root / "4_lstm_nocarry_copy_T100_s0", ["arm=lstm_no_carry", "data=copy"])  # still running
     write_job(root / "5_lstm_adding_T100_s3", ["arm=lstm", "seed=3"], summary='{"status": "comp')  # cut short
+    # train.py's summary of a job that fail_fast stopped before it built anything
+    write_job(root / "6_lstm_adding_T100_s4", ["arm=lstm", "seed=4"],
+              {"status": "cancelled", "cancelled_because": "job 2_lstm_adding_T100_s2 failed (fail_fast)", "arm": "LSTM",
+               "experiment": "arms", "model": "lstm", "task": "adding", "seq_len": 100, "seed": 4})
     return root
 
 
 EXPECTED = {  # job folder: (status, arm, task, baseline_loss, reason)
     "0_lstm_adding_T100_s0": ("completed", "LSTM", "adding", ADDING_BASELINE, ""),
     "1_lstm_adding_T100_s1": ("diverged", "LSTM", "adding", ADDING_BASELINE, "step 40: loss is nan"),
-    "2_lstm_adding_T100_s2": ("failed", "LSTM", "adding", ADDING_BASELINE, "RuntimeError: boom"),
+    "2_lstm_adding_T100_s2": ("failed", "LSTM", "adding", ADDING_BASELINE, "RuntimeError: boom (log: /runs/2/train.log)"),
     "3_lstm_nocarry_adding_T100_s0": ("interrupted", "LSTM (no cell carry)", "adding", ADDING_BASELINE,
                                       "SIGTERM at step 1500 (resume with resume=true)"),
     "4_lstm_nocarry_copy_T100_s0": ("missing", "LSTM (no cell carry)", "copy", COPY_T100_BASELINE,
                                     "no summary.json: the job was killed or is still running"),
     "5_lstm_adding_T100_s3": ("unreadable", "LSTM", "adding", ADDING_BASELINE, None),  # reason: the JSON error
+    "6_lstm_adding_T100_s4": ("cancelled", "LSTM", "adding", ADDING_BASELINE, "job 2_lstm_adding_T100_s2 failed (fail_fast)"),
 }
 
 
@@ -109,9 +114,9 @@ def test_sweep_report_and_figures_agree(sweep):
         assert (rows[name]["status"], rows[name]["arm"], rows[name]["task"]) == (status, arm, task), name
         assert (runs[name].status, runs[name].get("arm"), runs[name].get("task")) == (status, arm, task), name
         assert rows[name]["reason"] == read_run(sweep / name).reason
-    one_each = {"completed": 1, "diverged": 1, "failed": 1, "interrupted": 1, "missing": 1, "unreadable": 1}
+    one_each = {"completed": 1, "diverged": 1, "failed": 1, "interrupted": 1, "cancelled": 1, "missing": 1, "unreadable": 1}
     assert report.counts == one_each
-    assert status_counts(list(runs.values()))["all"] == {**one_each, "total": 6}
+    assert status_counts(list(runs.values()))["all"] == {**one_each, "total": 7}
     assert report.incomplete
     assert "| 4_lstm_nocarry_copy_T100_s0 | missing | LSTM (no cell carry) | copy | 100 |  | no summary.json" \
         in report.markdown()
@@ -128,7 +133,7 @@ def test_sweep_report_command_exits_1_on_an_unreadable_summary(tmp_path):
     assert proc.returncode == 1
     assert "| 1_lstm_adding_T100_s1 | unreadable | LSTM | adding | 100 |" in proc.stdout
     counts = json.loads((tmp_path / "sweep_report.json").read_text())["counts"]
-    assert counts == {"completed": 1, "diverged": 0, "failed": 0, "interrupted": 0, "missing": 0, "unreadable": 1}
+    assert counts == {"completed": 1, "diverged": 0, "failed": 0, "interrupted": 0, "cancelled": 0, "missing": 0, "unreadable": 1}
 
 
 def test_a_run_folder_from_before_cells_were_plug_ins_keeps_its_cell_carry(tmp_path):

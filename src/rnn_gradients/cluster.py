@@ -7,6 +7,23 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+from collections.abc import Sequence
+
+# SLURM states of a job that may still produce a result (squeue's long names).
+SLURM_STATES_STILL_RUNNING = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD",
+                              "RESIZING", "SUSPENDED", "SIGNALING", "STAGE_OUT", "PREEMPTED", "READY", "UNKNOWN", "STOPPED"}
+
+
+def squeue_states(job_ids: Sequence[str]) -> dict[str, str] | None:
+    """{job id (array tasks as <id>_<task>): state} of what squeue still knows of `job_ids` (a job it no
+    longer lists left the controller's memory, MinJobAge after it ended); None when squeue fails."""
+    cmd = ["squeue", "--noheader", "--array", "--states=all", "--format=%i|%T", f"--jobs={','.join(job_ids)}"]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return dict(line.strip().split("|", 1) for line in out.splitlines() if "|" in line)
 
 
 def restart_count() -> int:

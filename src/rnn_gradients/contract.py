@@ -25,6 +25,9 @@ LAST_CHECKPOINT = "last.ckpt"
 HYDRA_DIR = ".hydra"
 SWEEP_REPORT_MD = "sweep_report.md"
 SWEEP_REPORT_JSON = "sweep_report.json"
+SWEEP_PLAN = ".sweep_plan.json"  # the launching process's plan: jobs, their overrides, start time (sweep_progress)
+SWEEP_SLURM_JOBS = ".sweep_slurm_jobs.json"  # job number -> SLURM job id, written at submission (launcher)
+SWEEP_STOP = ".sweep_stop"  # hydra.launcher.fail_fast: the failed job that stopped the sweep (fail_fast.py)
 # what `python -m rnn_gradients.figures` writes beside the figures
 FIGURES_CSV = "summary.csv"
 FIGURES_MARKDOWN = "summary.md"
@@ -35,13 +38,14 @@ COMPLETED = "completed"
 DIVERGED = "diverged"
 FAILED = "failed"
 INTERRUPTED = "interrupted"
+CANCELLED = "cancelled"  # not run: hydra.launcher.fail_fast stopped the sweep after a failed job
 MISSING = "missing"  # no summary.json: not started, still running, or killed outright
 UNREADABLE = "unreadable"  # a summary.json that is not a JSON object with one of SUMMARY_STATUSES
-SUMMARY_STATUSES = (COMPLETED, DIVERGED, FAILED, INTERRUPTED)  # what summary.json's "status" says
+SUMMARY_STATUSES = (COMPLETED, DIVERGED, FAILED, INTERRUPTED, CANCELLED)  # what summary.json's "status" says
 # What a run folder is (analysis.run_status reads it): the columns of the sweep report and of summary.md.
 STATUSES = (*SUMMARY_STATUSES, MISSING, UNREADABLE)
 FINISHED = (COMPLETED, DIVERGED)  # final numbers: a resumed sweep skips these, the figures use them
-UNFINISHED = (FAILED, INTERRUPTED, MISSING, UNREADABLE)  # a sweep with one of these exits 1
+UNFINISHED = (FAILED, INTERRUPTED, CANCELLED, MISSING, UNREADABLE)  # a sweep with one of these exits 1
 
 # ------------------------------------------------------------------------------- summary.json keys
 # What a run is (known before it starts) ...
@@ -51,7 +55,9 @@ DESCRIPTION_KEYS = ("arm", "experiment", "model", "task", "seq_len", "clipping",
 OUTCOME_KEYS = ("status", "diverged", "diverged_at_step", "divergence_reason", "interrupted_by",
                 "resumed_from_step", "steps", "wall_time_s", "baseline_loss", "metric", "train_loss",
                 "train_normalized_loss", "val_loss", "val_normalized_loss", "val_accuracy")
-FAILURE_REASON = "failure_reason"  # only in the summary of a failed run
+FAILURE_REASON = "failure_reason"  # a failed run's exception: `Type: message`, its lines joined with " | "
+LOG_FILE = "log_file"  # a failed run's log, with the traceback (its train.log)
+CANCELLED_BECAUSE = "cancelled_because"  # a cancelled run's reason: the failed job that stopped the sweep
 
 # ------------------------------------------------------------------------------- TensorBoard tags
 TRAIN_LOSS, TRAIN_NORMALIZED_LOSS, TRAIN_ACCURACY = "train/loss", "train/normalized_loss", "train/accuracy"

@@ -179,8 +179,9 @@ def start_job(cfg: DictConfig, plan: ResumePlan) -> Job:
     writer = summary_writer(trainer)
     if writer is not None:
         values = tb_overview.hparam_values(run_description(cfg), cfg)
-        for logger in trainer.loggers:  # hparams.yaml beside the event files
-            getattr(logger, "hparams", {}).update(values)
+        # hparams.yaml beside the event files; default_hp_metric: false (conf/logger) keeps the HParams session ours
+        for logger in trainer.loggers:
+            logger.log_hyperparams(values)
         tb_overview.write_start(writer, values, plan.step or 0)
     return Job(module, data, trainer, interrupt, writer)
 

@@ -19,7 +19,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from rnn_gradients import contract, sweep_report
+from rnn_gradients import contract, fail_fast, sweep_report
 from rnn_gradients.config_checks import check_group_choices, check_output_dir, check_output_dir_from_argv, check_values
 from rnn_gradients.io_utils import write_json_atomic
 from rnn_gradients.paths import config_dir
@@ -35,13 +35,27 @@ log = logging.getLogger(__name__)
 OmegaConf.register_new_resolver("run_name", run_name, replace=True)
 
 
+def failure_line(error: BaseException) -> str:
+    """`Type: message` as a traceback's last line says it, a multi-line message joined with ' | ' (Hydra puts
+    the cause first and `full_key: ...` last), capped at 500 characters to keep the report one line a job."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {' | '.join(lines)}"[:500]
+
+
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def _hydra_main(cfg: DictConfig) -> None:
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    sweep = Path(HydraConfig.get().sweep.dir) if is_multirun() else None
     try:
         validate(cfg)
         for note in ignored_values(cfg):
             log.warning("%s", note)
-        check_output_dir(Path(HydraConfig.get().runtime.output_dir), cfg.min_free_disk_mb)
+        if sweep is not None and fail_fast.enabled() and (failed := fail_fast.stopped_by(sweep)):
+            log.warning("Cancelled: job %s failed and hydra.launcher.fail_fast=true", failed)
+            write_json_atomic(run_dir / contract.SUMMARY_FILE, {**run_description(cfg), "status": contract.CANCELLED,
+                                                                 contract.CANCELLED_BECAUSE: f"job {failed} failed (fail_fast)"})
+            return
+        check_output_dir(run_dir, cfg.min_free_disk_mb)
         from rnn_gradients.run import train  # torch and Lightning load here, in the job's own process
 
         train(cfg)
@@ -49,16 +63,18 @@ def _hydra_main(cfg: DictConfig) -> None:
         log.error("%s", error)
         sys.exit(2)
     except Exception as error:  # a crash: record it where the sweep report and figures will see it
-        reason = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+        reason = failure_line(error)
         log.exception("Run failed: %s", reason)
-        run_dir = Path(HydraConfig.get().runtime.output_dir)
-        write_json_atomic(run_dir / contract.SUMMARY_FILE, {**run_description(cfg), "status": contract.FAILED, contract.FAILURE_REASON: reason})
-        if not is_multirun():
+        write_json_atomic(run_dir / contract.SUMMARY_FILE, {**run_description(cfg), "status": contract.FAILED, contract.FAILURE_REASON: reason,
+                                                             contract.LOG_FILE: str(run_dir / contract.TRAIN_LOG_FILE)})
+        if sweep is None:
             sys.exit(1)
-        # in a sweep: let the other jobs run; the sweep report lists this one and the exit code says so
+        # in a sweep: let the other jobs run (or none, with fail_fast); the report lists this one, the exit code says so
+        if fail_fast.enabled():
+            fail_fast.stop(sweep, run_dir.name)
     finally:
-        if is_multirun():  # the report stays true for a job that ends after its launcher returned
-            sweep_report.refresh_after_job(Path(HydraConfig.get().sweep.dir))
+        if sweep is not None:  # the report stays true for a job that ends after its launcher returned
+            sweep_report.refresh_after_job(sweep)
 
 
 def main() -> None:

@@ -23,14 +23,11 @@ from typing import Any
 
 from packaging.specifiers import SpecifierSet
 
+from rnn_gradients import cluster
+
 log = logging.getLogger(__name__)
 
 SUPPORTED_SUBMITIT = ">=1.5,<1.6"  # checked with submitit 1.5.4 (tests/test_slurm.py); pyproject.toml pins the same
-
-# SLURM states of a job that may still produce a result (squeue's long names).
-SLURM_STATES_STILL_RUNNING = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD",
-                              "RESIZING", "SUSPENDED", "SIGNALING", "STAGE_OUT", "PREEMPTED", "READY", "UNKNOWN", "STOPPED"}
-
 
 class UnsupportedSubmitit(RuntimeError):
     """The installed submitit is outside SUPPORTED_SUBMITIT."""
@@ -46,14 +43,17 @@ def require_supported_submitit(found: str | None = None) -> None:
 
 
 @contextmanager
-def patched_slurm_jobs(on_uncompleted: Callable[[Any], Any], delay_s: int = 60) -> Iterator[None]:
+def patched_slurm_jobs(on_uncompleted: Callable[[Any], Any], delay_s: int = 60,
+                       submitted: Callable[[Any], Any] | None = None) -> Iterator[None]:
     """For the duration: every SlurmJob polls through the squeue-fallback watcher, and its `results()`
-    returns [on_uncompleted(job)] for a job that ended without a result instead of raising."""
+    returns [on_uncompleted(job)] for a job that ended without a result instead of raising; with
+    `submitted`, `results()` does not wait at all and returns [submitted(job)] (hydra.launcher.wait=false)."""
     require_supported_submitit()
     from submitit.slurm.slurm import SlurmJob
 
     watcher, results = SlurmJob.watcher, SlurmJob.results
-    SlurmJob.watcher, SlurmJob.results = make_watcher(delay_s), results_or_placeholder(results, on_uncompleted)
+    patched_results = results_or_placeholder(results, on_uncompleted) if submitted is None else (lambda job: [submitted(job)])
+    SlurmJob.watcher, SlurmJob.results = make_watcher(delay_s), patched_results
     try:
         yield
     finally:
@@ -89,21 +89,18 @@ def make_watcher(delay_s: int = 60) -> Any:
                     self._finished.add(job_id)
 
         def is_done(self, job_id: str, mode: str = "standard") -> bool:
-            return self.get_state(job_id, mode=mode).upper() not in SLURM_STATES_STILL_RUNNING
+            return self.get_state(job_id, mode=mode).upper() not in cluster.SLURM_STATES_STILL_RUNNING
 
     return SqueueFallbackWatcher(delay_s=delay_s)
 
 
 def squeue_states(job_ids: Sequence[str], wanted: set[str]) -> dict[str, dict[str, str]]:
-    """{job id (array tasks as <id>_<task>): {"State": ...}} for `wanted`; a job squeue no longer knows
-    has left the controller's memory (MinJobAge after it ended), so it is finished: state GONE."""
-    cmd = ["squeue", "--noheader", "--array", "--states=all", "--format=%i|%T", f"--jobs={','.join(job_ids)}"]
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout
-    except (OSError, subprocess.SubprocessError) as error:
-        log.debug("squeue failed: %s", error)
+    """{job id: {"State": ...}} for `wanted`, as submitit's watcher keeps them; a job squeue no longer knows
+    has ended: state GONE."""
+    seen = cluster.squeue_states(job_ids)
+    if seen is None:
+        log.debug("squeue failed")
         return {}
-    seen = dict(line.strip().split("|", 1) for line in out.splitlines() if "|" in line)
     return {job: {"State": seen.get(job, "GONE")} for job in wanted}
 
 

@@ -7,7 +7,7 @@ contract.TRAIN_LOSS in the event files, or a non-finite train_loss / val_loss in
 planned steps (trainer.max_steps, else the summary's `steps`) exceeds EXCURSION_LOSS_MULTIPLE (3) × the
 task's baseline_loss. Without training-loss events the final train_loss of the summary is used instead.
 A run can have both; it is counted once. The fraction is (diverged or loss excursion) / finished runs
-(completed or diverged); jobs not finished (failed, interrupted, missing, unreadable) are left out of it and
+(completed or diverged); jobs not finished (failed, interrupted, cancelled, missing, unreadable) are left out of it and
 counted apart. (Not called a spike: a spike is a gradient norm's, analysis.spikes.)
 """
 

@@ -1,7 +1,7 @@
 """The one reader of what a run folder says about itself: its status, what it is, and why it is not done.
 
 - status, one of contract.STATUSES: the `status` of its summary.json (completed, diverged, failed,
-  interrupted; an old summary without one: diverged or completed by its `diverged`); missing when there is
+  interrupted, cancelled; an old summary without one: diverged or completed by its `diverged`); missing when there is
   no summary.json (not started, still running, or killed outright); unreadable when the file is not a JSON
   object with one of contract.SUMMARY_STATUSES.
 - what it is (CLASS_FIELDS): the summary's fields, else Hydra's record of the job (hydra_config: the arm
@@ -46,7 +46,10 @@ class RunRecord:
         if self.status == contract.DIVERGED:
             return f"step {s.get('diverged_at_step')}: {s.get('divergence_reason')}"
         if self.status == contract.FAILED:
-            return str(s.get(contract.FAILURE_REASON))
+            log = s.get(contract.LOG_FILE)
+            return f"{s.get(contract.FAILURE_REASON)}" + (f" (log: {log})" if log else "")
+        if self.status == contract.CANCELLED:
+            return str(s.get(contract.CANCELLED_BECAUSE))
         if self.status == contract.INTERRUPTED:
             return f"{s.get('interrupted_by')} at step {s.get('steps')} (resume with resume=true)"
         if self.status == contract.MISSING:

@@ -33,6 +33,7 @@ AGGREGATION = ("Aggregation: a number over seeds is the median of the per-seed v
 UNFINISHED_MEANING = {
     contract.FAILED: "the job raised (the reason is in its summary)",
     contract.INTERRUPTED: "stopped by a signal after saving a checkpoint (resume with resume=true)",
+    contract.CANCELLED: "not run: hydra.launcher.fail_fast stopped the sweep after a failed job (resume with resume=true)",
     contract.MISSING: f"no {contract.SUMMARY_FILE}: killed, or still running",
     contract.UNREADABLE: f"a {contract.SUMMARY_FILE} that is not a JSON object with a known status",
 }
@@ -144,7 +145,7 @@ def _divergence_section(numbers: dict[str, Any]) -> list[str]:
             f"Diverged: {contract.SUMMARY_FILE} says diverged, or a non-finite loss. Loss excursion: the largest "
             f"{contract.TRAIN_LOSS} after the first {WARMUP_FRACTION:.0%} of the steps exceeds "
             f"{EXCURSION_LOSS_MULTIPLE:g} × the baseline loss. Fraction = (diverged or loss excursion) / finished runs; "
-            "'not finished' = jobs failed, interrupted, missing or unreadable, left out of the fraction.", "",
+            "'not finished' = jobs failed, interrupted, cancelled, missing or unreadable, left out of the fraction.", "",
             "| optimizer | clipping | lr | n runs | diverged | loss excursion | diverged or loss excursion | fraction | "
             "median val loss / baseline | not finished |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
