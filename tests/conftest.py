@@ -75,10 +75,11 @@ ROOT = Path(__file__).resolve().parents[1]
 # - each worker owns its share of the cores (its affinity mask, inherited by every CLI run it starts), so
 #   the runs' automatic thread counts never oversubscribe a core (spinning OpenMP threads: docs/benchmarks.md);
 # - a test file is one unit, so its module fixtures run once; the files that read the session's smoke
-#   sweep are one unit with it, so it runs once;
+#   sweep are one unit with it, so it runs once; the SLURM test files are one unit, so their jobs never
+#   queue behind each other's on the one node;
 # - the longest units (the SLURM tests, the smoke sweep) are handed out first, so no worker starts them last.
 SMOKE_FILES = ("test_bad_inputs.py", "test_cli.py", "test_loss_cliff.py", "test_pipeline.py")
-LONGEST_FIRST = ("test_slurm.py", "smoke")
+LONGEST_FIRST = ("slurm", "smoke")
 MACHINE_CORES = sorted(os.sched_getaffinity(0))  # before a worker takes its share
 
 
@@ -91,9 +92,10 @@ def pytest_configure(config) -> None:
 
 
 def work_unit(nodeid: str) -> str:
-    """The xdist work unit of a test: its file, or "smoke" for the files that share the smoke sweep."""
+    """The xdist work unit of a test: its file, "smoke" for the files that share the smoke sweep, "slurm"
+    for the files that submit to the one-node SLURM."""
     name = Path(nodeid.split("::", 1)[0]).name
-    return "smoke" if name in SMOKE_FILES else name
+    return "smoke" if name in SMOKE_FILES else "slurm" if name.startswith("test_slurm") else name
 
 
 def pytest_collection_modifyitems(config, items) -> None:

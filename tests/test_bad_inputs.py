@@ -129,6 +129,9 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
                                       "diverged): 1 unreadable (a summary.json that is not a JSON object with a known status)"),
     (FIGURES, ["{tmp}/empty", "--out", "{tmp}/a_file"], "--out is not a folder: {tmp}/a_file"),
     (SWEEP_REPORT, ["{tmp}/empty"], "sweep_dir='{tmp}/empty' holds no job folder (<job>/.hydra/)"),
+    (SWEEP_REPORT, ["{tmp}/empty", "--watch"], "sweep_dir='{tmp}/empty' holds no job folder (<job>/.hydra/)"),
+    (SWEEP_REPORT, ["{tmp}/broken_sweep", "--watch", "--poll-s", "0"],
+     "--poll-s=0.0 is not allowed: --poll-s must be a number of seconds > 0"),
 ]
 
 

@@ -4,9 +4,14 @@ training (a typo in a model file), on the local and the joblib launcher."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from rnn_gradients.paths import config_dir
 
 from conftest import job_dir, read_summary, run_cli
 
@@ -75,7 +80,12 @@ def test_a_failed_job_says_why_and_where_its_log_is(tmp_path, typo_cell):
     assert f"| {job_dir(sweep, 1).name} | failed |" in (sweep / "sweep_report.md").read_text()
     assert f"{REASON} (log: {log_file})" in (sweep / "sweep_report.md").read_text()
     # the progress line of the job that failed names it, with its exception
-    assert f"Sweep: 2/2 jobs finished (0 diverged, 1 failed) | failed: job {job_dir(sweep, 1).name}: {REASON}" in proc.stdout + proc.stderr
+    progress = f"Sweep: 2/2 jobs finished (0 diverged, 1 failed) | failed: job {job_dir(sweep, 1).name}: {REASON}"
+    assert progress in proc.stdout + proc.stderr
+    # --watch on a sweep that has ended: the same line once, and the sweep's exit code
+    watched = subprocess.run([sys.executable, "-m", "rnn_gradients.sweep_report", str(sweep), "--watch", "--poll-s", "0.1"],
+                             capture_output=True, text=True, timeout=60)
+    assert watched.returncode == 1 and watched.stdout.splitlines()[0] == progress, watched.stdout + watched.stderr
 
 
 @pytest.mark.parametrize("launcher", [[], ["hydra/launcher=parallel", "hydra.launcher.n_jobs=1"]], ids=["local", "joblib"])
@@ -100,3 +110,16 @@ def test_fail_fast_stops_the_sweep_and_resume_runs_what_did_not_complete(tmp_pat
     assert (job_dir(sweep, 0) / "summary.json").read_text() == done  # completed: skipped, untouched
     assert [read_summary(job_dir(sweep, n))["status"] for n in range(4)] == ["completed"] * 4
     assert report(sweep)["counts"]["completed"] == 4 and len(report(sweep)["jobs"]) == 4
+
+
+@pytest.mark.parametrize(("overrides", "target"), [
+    ([], "LocalLauncher"), (["hydra/launcher=basic"], "LocalLauncher"), (["experiment=arms"], "ParallelLauncher"),
+    (["experiment=arms", "hydra/launcher=basic"], "LocalLauncher"), (["hydra/launcher=slurm"], "ResumingSlurmLauncher")])
+def test_every_launcher_takes_fail_fast_and_the_experiments_keep_theirs(overrides, target):
+    """Hydra's default `basic` is the project's (with fail_fast), without outranking the sweeps'
+    `override /hydra/launcher: parallel`; a typo in the key is refused."""
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[*overrides, "hydra.launcher.fail_fast=true"], return_hydra_config=True)
+        assert cfg.hydra.launcher._target_.rsplit(".", 1)[1] == target and cfg.hydra.launcher.fail_fast is True
+        with pytest.raises(ConfigCompositionException):
+            compose(config_name="config", overrides=[*overrides, "hydra.launcher.fail_fst=true"], return_hydra_config=True)

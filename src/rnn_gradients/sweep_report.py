@@ -46,8 +46,8 @@ class SweepReport:
 
     @property
     def failed(self) -> list[tuple[str, str]]:
-        """(job, why) of each failed job: its exception and where its log is."""
-        return [(j["job"], j["reason"]) for j in self.jobs if j["status"] == contract.FAILED]
+        """(job, exception) of each failed job, as its own progress line names it (the table adds its log)."""
+        return [(j["job"], j.get(contract.FAILURE_REASON) or j["reason"]) for j in self.jobs if j["status"] == contract.FAILED]
 
     def markdown(self) -> str:
         lines = [f"# Sweep {self.sweep_dir}", "", " | ".join(f"{k}: {v}" for k, v in self.counts.items()), "",

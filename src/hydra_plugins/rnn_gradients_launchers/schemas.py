@@ -31,6 +31,11 @@ class SlurmLauncherConf(SlurmQueueConf):
 
 
 STORE = ConfigStore.instance()
-for name, node in (("rnn_gradients_local", LocalLauncherConf), ("rnn_gradients_parallel", ParallelLauncherConf),
-                   ("rnn_gradients_slurm", SlurmLauncherConf)):
-    STORE.store(group="hydra/launcher", name=name, node=node, provider="rnn_gradients")
+for name, node in (("rnn_gradients_parallel", ParallelLauncherConf), ("rnn_gradients_slurm", SlurmLauncherConf)):
+    STORE.store(group="hydra/launcher", name=name, node=node, provider="rnn_gradients")  # bases of parallel.yaml, slurm.yaml
+# Hydra's default launcher, `basic`, becomes the same launcher with fail_fast: a group default in
+# config.yaml would outrank the experiments' `override /hydra/launcher: parallel` (Hydra keeps the first
+# override it meets, the primary config's). ConfigStore keeps the last store of a name, and Hydra scans
+# its core plugins (which store `basic`) before hydra_plugins; importing BasicLauncherConf above runs
+# that store first in any case.
+STORE.store(group="hydra/launcher", name="basic", node=LocalLauncherConf, provider="rnn_gradients")
