@@ -112,6 +112,20 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
     (TRAIN, ["-m", "experiment=arms", "profile=smoke", "profile.arms='rnn,gruu'", "hydra.sweep.dir={tmp}/sweep_arms"],
      "arm='gruu' is not a known option: arm must be one of ['gru', 'irnn', 'lstm', 'lstm_chrono', 'lstm_clip', 'lstm_no_carry', "
      "'orthogonal_rnn', 'orthogonal_rnn_modrelu', 'rnn']"),
+    (TRAIN, ["-m", "experiment=lr_search", "hydra.sweeper.n_trials=0", "hydra.sweep.dir={tmp}/search"],
+     "hydra.sweeper.n_trials=0 is not allowed: hydra.sweeper.n_trials must be an integer >= 1"),
+    (TRAIN, ["-m", "experiment=lr_search", "optimizer.lrr=interval(0.1,0.2)", "hydra.sweep.dir={tmp}/search"],
+     "hydra.sweeper.params.optimizer.lrr is not allowed: optimizer.lrr is not a key of the config "
+     "(a search sets keys the config has, e.g. optimizer.lr, clipping.threshold)"),
+    (TRAIN, ["-m", "experiment=lr_search", "optimizer.lr=interval(0.1,0.01)", "hydra.sweep.dir={tmp}/search"],
+     "hydra.sweeper.params.optimizer.lr='interval(0.1,0.01)' is not allowed: the interval is empty (interval(low, high) needs low < high)"),
+    (TRAIN, ["-m", "experiment=lr_search", "optimizer.lr=tag(log,interval(0,0.1))", "hydra.sweep.dir={tmp}/search"],
+     "hydra.sweeper.params.optimizer.lr='tag(log,interval(0,0.1))' is not allowed: a log-scaled interval needs low > 0"),
+    (TRAIN, ["-m", "experiment=lr_search", "clipping.threshold=choice(1,-2)", "hydra.sweep.dir={tmp}/search"],
+     "clipping.threshold=-2 is not allowed: clipping.threshold must be a number > 0, or null"),
+    (TRAIN, ["-m", "experiment=lr_search", "hydra/launcher=slurm", "hydra.launcher.wait=false", "hydra.sweep.dir={tmp}/search"],
+     "hydra.launcher.wait=False is not allowed with hydra/sweeper=optuna: a search needs each trial's result before it "
+     "asks the next (submit the search itself as a job instead)"),
     (TRAIN, ["ckpt_path={tmp}/missing.ckpt"], "ckpt_path='{tmp}/missing.ckpt' is not allowed: there is no file {tmp}/missing.ckpt "
                                               "(ckpt_path must be a .ckpt file, or 'last' with hydra.run.dir=<run dir>)"),
     (TRAIN, ["ckpt_path=last", "hydra.run.dir={tmp}/no_run"],  # refused before Hydra creates the run folder

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -116,3 +117,17 @@ def test_fail_fast_cancels_the_pending_jobs_and_resume_runs_them(tmp_path, monke
     report = json.loads((sweep / "sweep_report.json").read_text())
     assert [job["status"] for job in report["jobs"]] == ["completed"] * 3, report
     assert all(read_summary(job_dir(sweep, job))["steps"] == 50 for job in range(3))
+
+
+def test_a_search_runs_its_trials_on_slurm(tmp_path):
+    """hydra/sweeper=optuna with the SLURM launcher: two trials at a time as array tasks, told from their
+    job folders (the launcher's results are not read), the study in the sweep folder."""
+    sweep = tmp_path / "search"
+    proc = launch(sweep, "experiment=lr_search", "trainer.max_steps=30", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2")
+    output = finish(proc, 300)
+    assert proc.returncode == 0, output[-3000:]
+    with sqlite3.connect(sweep / "optuna.db") as con:
+        told = con.execute("SELECT t.number, t.state, v.value FROM trials t JOIN trial_values v USING (trial_id) ORDER BY t.number").fetchall()
+    assert [(n, s) for n, s, _ in told] == [(n, "COMPLETE") for n in range(4)]
+    assert [v for _, _, v in told] == [read_summary(job_dir(sweep, n))["val_normalized_loss"] for n in range(4)]
+    assert len({p.name for p in sweep.glob(".submitit/*_1")}) == 2  # two arrays of two tasks

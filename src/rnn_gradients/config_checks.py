@@ -24,6 +24,7 @@ from hydra.core.override_parser.types import Override, OverrideType, ValueType
 from hydra.errors import HydraException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from rnn_gradients import search_space
 from rnn_gradients.contract import CHECKPOINT_DIR, LAST_CHECKPOINT
 from rnn_gradients.paths import config_dir
 from rnn_gradients.schema import ConfigError, validate
@@ -157,6 +158,10 @@ def _job_configs(overrides: list[str], multirun: bool, conf_dir: Path) -> Iterat
     command_line = _parse(overrides, parser)
     first = _first(command_line, parser)
     first_cfg = _compose(first, conf_dir, hydra_node=True)  # with hydra.sweeper.params; validate skips `hydra`
+    if search_space.is_search(first_cfg.hydra):  # a search: the ends of its ranges and its choices
+        groups = {p.name for p in conf_dir.iterdir() if p.is_dir()}
+        yield from search_space.trial_configs(first_cfg, overrides, lambda extra: _compose([*first, *extra], conf_dir), groups)
+        return
     params = OmegaConf.select(first_cfg, "hydra.sweeper.params")
     try:
         params = OmegaConf.to_container(params, resolve=True) if params is not None else {}

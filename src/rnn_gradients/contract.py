@@ -28,6 +28,7 @@ SWEEP_REPORT_JSON = "sweep_report.json"
 SWEEP_PLAN = ".sweep_plan.json"  # the launching process's plan: jobs, their overrides, start time (sweep_progress)
 SWEEP_SLURM_JOBS = ".sweep_slurm_jobs.json"  # job number -> SLURM job id, written at submission (launcher)
 SWEEP_STOP = ".sweep_stop"  # hydra.launcher.fail_fast: the failed job that stopped the sweep (fail_fast.py)
+SEARCH_STUDY = "optuna.db"  # hydra/sweeper=optuna: the study, an SQLite database (hydra_plugins/rnn_gradients_search)
 # what `python -m rnn_gradients.figures` writes beside the figures
 FIGURES_CSV = "summary.csv"
 FIGURES_MARKDOWN = "summary.md"

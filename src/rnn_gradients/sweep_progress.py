@@ -50,7 +50,13 @@ def write_plan(sweep_dir: Path, config: DictConfig) -> None:
     except Exception as error:  # another sweeper's syntax: progress lines then go without a total
         log.debug("could not count the sweep's jobs: %s", error)
         return
-    write_json_atomic(Path(sweep_dir) / PLAN_FILE, {"jobs": len(jobs), "started": time.time(), "overrides": jobs})
+    save_plan(sweep_dir, jobs)
+
+
+def save_plan(sweep_dir: Path, jobs: Sequence[Sequence[str]]) -> None:
+    """Each planned job's overrides, by job number (a search's sweeper writes its own: trials not yet asked
+    have none)."""
+    write_json_atomic(Path(sweep_dir) / PLAN_FILE, {"jobs": len(jobs), "started": time.time(), "overrides": [list(j) for j in jobs]})
 
 
 def read_plan(sweep_dir: Path) -> dict[str, Any] | None:
