@@ -35,14 +35,12 @@ def assert_ok(proc) -> None:
 
 
 def only_child(path: Path) -> Path:
-    children = list(path.iterdir())
-    assert len(children) == 1, children
-    return children[0]
+    (child,) = list(path.iterdir())
+    return child
 
 
 def read_scalars(run_dir: Path) -> dict[str, dict[int, float]]:
-    events = list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
-    assert events, f"no TensorBoard event file under {run_dir / 'tensorboard'}"
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*")), f"no TensorBoard event file under {run_dir}"
     acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0})
     acc.Reload()
     return {tag: {e.step: e.value for e in acc.Scalars(tag)} for tag in acc.Tags()["scalars"]}
@@ -229,19 +227,15 @@ def single(tmp_path_factory):
 def test_single_run_layout(single):
     proc, cwd, out = single
     assert_ok(proc)
-    assert sorted(p.name for p in cwd.iterdir()) == ["out"]
-    assert sorted(p.name for p in out.iterdir()) == ["runs"]
+    assert [p.name for p in cwd.iterdir()] == ["out"] and [p.name for p in out.iterdir()] == ["runs"]
     run_dir = only_child(out / "runs")
     stamp, name = run_dir.name[:26], run_dir.name[27:]
     s = read_summary(run_dir)
     assert TIMESTAMP.match(stamp) and name == name_of(s), run_dir.name
-    assert s["steps"] == MAX_STEPS and s["status"] == "completed"
-    assert (run_dir / ".hydra" / "config.yaml").is_file()
+    assert s["steps"] == MAX_STEPS and s["status"] == "completed" and (run_dir / ".hydra" / "config.yaml").is_file()
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
-    (hparams_file,) = (run_dir / "tensorboard").rglob("hparams.yaml")  # Lightning's log_hyperparams wrote it
-    hparams = yaml.safe_load(hparams_file.read_text())
-    assert list(hparams) == list(contract.HPARAMS)
-    assert (hparams["arm"], hparams["clipping"], hparams["seed"]) == ("LSTM+clip", "norm", 0.0), hparams
+    (hparams,) = [yaml.safe_load(f.read_text()) for f in (run_dir / "tensorboard").rglob("hparams.yaml")]  # log_hyperparams
+    assert list(hparams) == list(contract.HPARAMS) and (hparams["arm"], hparams["clipping"], hparams["seed"]) == ("LSTM+clip", "norm", 0.0)
 
 
 def test_lightning_lines_print_once_and_reach_train_log(single):

@@ -5,6 +5,7 @@ picked up by the next launch."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -70,6 +71,12 @@ def test_a_search_is_a_study_that_the_same_command_continues(tmp_path, launcher)
     if launcher is LOCAL:  # HParams shows a trial like any job: its own lr and threshold
         hparams = yaml.safe_load(next((job_dir(sweep, 4) / "tensorboard").glob("**/hparams.yaml")).read_text())
         assert (hparams["lr"], hparams["clip_threshold"]) == searched(job_dir(sweep, 4))
+        # and the figures' tables: one row per trial, with its lr and threshold
+        figures = subprocess.run([sys.executable, "-m", "rnn_gradients.figures", str(sweep), "--out", str(tmp_path / "fig")],
+                                 capture_output=True, text=True, timeout=300)
+        assert figures.returncode == 0, figures.stderr[-2000:]
+        rows = sorted(csv.DictReader((tmp_path / "fig" / "summary.csv").open()), key=lambda r: int(Path(r["run_dir"]).name.split("_")[0]))
+        assert [(float(r["lr"]), float(r["clip_threshold"])) for r in rows] == points
 
 
 def test_a_diverged_trial_is_a_bad_trial_not_a_crash(tmp_path):
