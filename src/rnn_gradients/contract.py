@@ -17,6 +17,7 @@ from collections.abc import Sequence
 SUMMARY_FILE = "summary.json"
 GRAD_FLOW_FILE = "grad_flow.npz"
 SPECTRUM_FILE = "spectrum.npz"
+EVAL_FILE = "eval.json"  # python -m rnn_gradients.evaluate: one record per length and checkpoint
 CONFIG_RESOLVED_FILE = "config_resolved.yaml"
 TRAIN_LOG_FILE = "train.log"
 TENSORBOARD_DIR = "tensorboard"
@@ -91,6 +92,14 @@ HPARAM_LOG10_RATIO_H = "hparams/log10_ratio_h"
 HPARAM_LOG10_RATIO_C = "hparams/log10_ratio_c"
 HPARAM_METRICS = (HPARAM_VAL_NORMALIZED_LOSS, HPARAM_VAL_ACCURACY, HPARAM_DIVERGED, HPARAM_DIVERGED_AT_STEP,
                   HPARAM_STEPS, HPARAM_WALL_TIME_S, HPARAM_LOG10_RATIO_H, HPARAM_LOG10_RATIO_C)
+
+
+EVAL = "eval/"  # python -m rnn_gradients.evaluate's scalars, at the checkpoint's step
+
+
+def eval_tag(seq_len: int, name: str) -> str:
+    """eval/T200/normalized_loss: one evaluated length's number (loss, normalized_loss, metric, log10_ratio_h, ...)."""
+    return f"{EVAL}T{seq_len}/{name}"
 
 
 def log10_ratio_tag(state: str) -> str:
