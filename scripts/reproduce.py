@@ -1,5 +1,7 @@
 #!/usr/bin/env python
-"""Run the four ablation sweeps of a profile, then rebuild every figure: what `make reproduce` does.
+"""Run the four ablation sweeps of a profile, evaluate the arms sweep's trained runs at 2T and 4T
+(python -m rnn_gradients.evaluate: 19 s for the quick profile), then rebuild every figure: what
+`make reproduce` does.
 
     python scripts/reproduce.py [--profile smoke|quick|full] [--out outputs/figures] [hydra overrides ...]
 
@@ -59,11 +61,13 @@ def main() -> int:
             failed.append(experiment)
             log.error("sweep %s exited with code %d", experiment, code)
     log.info("sweeps done in %.0fs", time.perf_counter() - start)
+    if (root / "arms").is_dir() and run([sys.executable, "-m", "rnn_gradients.evaluate", str(root / "arms")]) != 0:
+        failed.append("evaluate arms")  # the figures go on without the length_generalization figure
     jobs = str(len(os.sched_getaffinity(0)))  # read the event files in parallel
     code = run([sys.executable, "-m", "rnn_gradients.figures", str(root), "--out", str(out), "--jobs", jobs])
     log.info("total %.0fs; sweeps in %s, figures in %s", time.perf_counter() - start, root, out)
     if failed:
-        log.error("these sweeps failed: %s", ", ".join(failed))
+        log.error("these steps failed: %s", ", ".join(failed))
     return code or (1 if failed else 0)
 
 

@@ -84,6 +84,15 @@ def test_any_checkpoint_and_a_whole_sweep(runs, tmp_path):
     for job in (0, 1):
         trained = next(r for r in records(job_dir(sweep, job)) if r["seq_len"] == 10 and r["checkpoint"].startswith(str(job_dir(sweep, job))))
         assert abs(trained["loss"] - read_summary(job_dir(sweep, job))["val_loss"]) <= 1e-6
+    # the figures pick eval.json up: the eval table (median over the seeds' own records) and the figure
+    figures = subprocess.run([sys.executable, "-m", "rnn_gradients.figures", str(sweep), "--out", str(tmp_path / "fig")],
+                             capture_output=True, text=True, timeout=300)
+    assert figures.returncode == 0, figures.stderr[-2000:]
+    at_20 = [next(r for r in records(job_dir(sweep, job)) if r["seq_len"] == 20) for job in (0, 1)]
+    median = float(np.median([r["normalized_loss"] for r in at_20]))
+    row = next(line for line in (tmp_path / "fig" / "summary.md").read_text().splitlines() if line.startswith("| (none) | LSTM | adding | 10 | 20 |"))
+    assert row.split(" | ")[5:7] == ["2", f"{median:.4g}"], row
+    assert (tmp_path / "fig" / "length_generalization.png").is_file()
 
 
 def test_bad_input_is_one_line_and_writes_nothing(runs, tmp_path):

@@ -17,7 +17,8 @@ from rnn_gradients.figures.registry import FIGURE_NAMES, needed_tags
 
 # Every figure, in the order README.md's table of figures lists them: the registry must hold exactly these.
 ALL_FIGURES = ("scalar_toy", "grad_flow_through_time", "gradient_paths", "learning_curves", "grad_norm_training",
-               "loss_vs_seq_len", "divergence_vs_lr", "loss_cliff", "grad_histograms", "cures", "recurrent_spectrum")
+               "loss_vs_seq_len", "divergence_vs_lr", "loss_cliff", "grad_histograms", "cures", "recurrent_spectrum",
+               "length_generalization")
 # What the hand-made sweep has data for. It lacks: the cell-state paths in grad_flow.npz (gradient_paths),
 # loss_cliff.npz (loss_cliff: drawn in test_loss_cliff_figure.py), the cures experiment and spectrum.npz (cures,
 # recurrent_spectrum: drawn in test_pipeline.py); those are skipped here.

@@ -16,7 +16,8 @@ from conftest import TINY, job_dir, read_summary, run_cli
 from run_checks import curve, weights
 
 FIGURES = ["scalar_toy", "grad_flow_through_time", "gradient_paths", "learning_curves", "grad_norm_training",
-           "loss_vs_seq_len", "divergence_vs_lr", "loss_cliff", "grad_histograms", "cures", "recurrent_spectrum"]
+           "loss_vs_seq_len", "divergence_vs_lr", "loss_cliff", "grad_histograms", "cures", "recurrent_spectrum",
+           "length_generalization"]  # the last: reproduce.py evaluates the arms sweep
 CURE_ARMS = ("RNN", "IRNN", "RNN (orthogonal)", "RNN (orthogonal, modReLU)", "GRU", "LSTM", "LSTM (chrono)")
 
 

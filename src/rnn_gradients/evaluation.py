@@ -123,5 +123,6 @@ def evaluate(run: TrainedRun, seq_len: int, val_seed: int | None = None, val_siz
     states = net.cell.states
     return {"checkpoint": str(run.checkpoint), "step": run.step, "seq_len": seq_len,
             "trained_seq_len": int(run.cfg.data.seq_len), "val_seed": task.val_seed, "val_size": task.val_size,
+            "own_val_set": val_seed is None and val_size is None,
             **scores(net, task), "metric_name": task.metric_name,
             "log10_ratio": {name: contract.log10_ratio(curves[name]) for name in states if name in curves}}

@@ -8,6 +8,7 @@ counted and listed by status.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ class Run:
     events: RunEvents | None = None
     grad_flow: GradFlow | None = None
     loss_cliff: LossCliff | None = None  # contract.LOSS_CLIFF_FILE, in runs of the exploding sweep
+    evaluations: list[dict[str, Any]] = field(default_factory=list)  # contract.EVAL_FILE (eval_data)
 
     @property
     def usable(self) -> bool:
@@ -53,6 +55,17 @@ class Run:
 
     def scalar(self, tag: str) -> tuple[np.ndarray, np.ndarray] | None:
         return None if self.events is None else self.events.scalar(tag)
+
+
+def load_evaluations(run_dir: Path) -> list[dict[str, Any]]:
+    """The run's eval.json records of its own last checkpoint on its own validation set ([] without one);
+    a damaged file raises (the caller reports it)."""
+    path = Path(run_dir) / contract.EVAL_FILE
+    if not path.is_file():
+        return []
+    last = str(Path(run_dir) / contract.CHECKPOINT_DIR / contract.LAST_CHECKPOINT)
+    records = json.loads(path.read_text())["records"]
+    return [r for r in records if r.get("own_val_set") and Path(r["checkpoint"]).resolve() == Path(last).resolve()]
 
 
 def load_run(run_dir: Path) -> Run:
@@ -74,8 +87,13 @@ def load_run(run_dir: Path) -> Run:
             loss_cliff = LossCliff.load(cliff, baseline_loss=info.get("baseline_loss"))
         except Exception as error:  # noqa: BLE001 - a damaged file is reported, not fatal
             problems.append(f"{cliff}: unreadable ({type(error).__name__}: {error})")
+    evaluations: list[dict[str, Any]] = []
+    try:
+        evaluations = load_evaluations(run_dir)
+    except Exception as error:  # noqa: BLE001 - a damaged file is reported, not fatal
+        problems.append(f"{run_dir / contract.EVAL_FILE}: unreadable ({type(error).__name__}: {error})")
     return Run(path=run_dir, status=record.status, summary=record.summary, info=info, problems=problems,
-               grad_flow=grad_flow, loss_cliff=loss_cliff)
+               grad_flow=grad_flow, loss_cliff=loss_cliff, evaluations=evaluations)
 
 
 def status_counts(runs: Sequence[Run]) -> dict[str, dict[str, int]]:

@@ -17,6 +17,7 @@ from rnn_gradients import contract
 from rnn_gradients.analysis.cliff_data import cliff_runs
 from rnn_gradients.analysis.cures_data import cures_table
 from rnn_gradients.analysis.divergence_rules import divergence_outcome, divergence_table
+from rnn_gradients.analysis.eval_data import length_table
 from rnn_gradients.analysis.flow_ratios import FINAL, INIT, median_log10_ratio, run_log10_ratio
 from rnn_gradients.analysis.run_folder import SUMMARY_FIELDS, Run, status_counts
 from rnn_gradients.analysis.seed_stats import median_of, summarize_values
@@ -217,6 +218,7 @@ def headline_numbers(runs: Sequence[Run], figures: dict[str, dict[str, Any]] | N
         "loss_cliff": loss_cliff_table(runs),
         "cures": cures_table(runs),
         "spectrum": spectrum_tables(runs),  # {'cures': [...], 'exploding': [...]}
+        "eval": length_table(runs),  # python -m rnn_gradients.evaluate's records (eval_data)
         "figures": {name: {k: v for k, v in info.items() if k != "data"} for name, info in (figures or {}).items()},
         "problems": [p for r in runs for p in r.problems],
     }

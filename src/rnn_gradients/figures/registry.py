@@ -16,7 +16,7 @@ import matplotlib
 from rnn_gradients.analysis import TABLE_TAGS, Run
 from rnn_gradients.figures import (
     cures, divergence_vs_lr, grad_flow_through_time, grad_histograms, grad_norm_training, gradient_paths,
-    learning_curves, loss_cliff, loss_vs_seq_len, recurrent_spectrum, scalar_toy,
+    learning_curves, length_generalization, loss_cliff, loss_vs_seq_len, recurrent_spectrum, scalar_toy,
 )
 from rnn_gradients.figures.style import FIGURE_FAILED, SKIPPED, STYLE, WRITTEN, FigureResult, FigureSkipped
 
@@ -32,7 +32,8 @@ class Figure(NamedTuple):
 FIGURES: tuple[Figure, ...] = tuple(
     Figure(module.NAME, module.draw, module.TAGS)
     for module in (scalar_toy, grad_flow_through_time, gradient_paths, learning_curves, grad_norm_training,
-                   loss_vs_seq_len, divergence_vs_lr, loss_cliff, grad_histograms, cures, recurrent_spectrum)
+                   loss_vs_seq_len, divergence_vs_lr, loss_cliff, grad_histograms, cures, recurrent_spectrum,
+                   length_generalization)
 )
 FIGURE_NAMES = tuple(f.name for f in FIGURES)
 

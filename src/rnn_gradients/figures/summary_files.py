@@ -242,6 +242,20 @@ def _spectrum_section(numbers: dict[str, Any]) -> list[str]:
     return lines + (rows or ["| n/a | | | | | | n/a | | n/a | | n/a | |"])
 
 
+def _eval_section(numbers: dict[str, Any]) -> list[str]:
+    head = ["## Evaluated at other lengths (python -m rnn_gradients.evaluate)", "",
+            f"From each run's {contract.EVAL_FILE}: its final checkpoint on its own validation set at each evaluated T, "
+            "median over seeds (normalized loss with the min–max), and the float64 probe's log10 gradient ratio on "
+            "the trained weights at that T. Only sweeps that were evaluated appear.", "",
+            "| experiment | arm | task | trained T | T | n seeds | median val loss / baseline | min–max | median metric | "
+            "log10 ratio h | log10 ratio c |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [f"| {r['experiment'] or '(none)'} | {r['arm']} | {r['task']} | {r['trained_seq_len']} | {r['seq_len']} | "
+            f"{r['n_seeds']} | {fmt_num(r['median_normalized_loss'], 4)} | {fmt_num(r['min_normalized_loss'])}–"
+            f"{fmt_num(r['max_normalized_loss'])} | {fmt_num(r['median_metric'])} | {fmt_num(r['median_log10_ratio_h'])} | "
+            f"{fmt_num(r['median_log10_ratio_c'])} |" for r in numbers["eval"]]
+    return head + (rows or ["| n/a | | | | | 0 | n/a | n/a | n/a | n/a | n/a |"])
+
+
 def markdown(numbers: dict[str, Any]) -> str:
     lines = ["# Sweep summary", "", AGGREGATION, ""]
     if numbers["sources"]:
@@ -249,6 +263,7 @@ def markdown(numbers: dict[str, Any]) -> str:
     lines += _status_section(numbers) + [""] + _final_loss_section(numbers) + [""] + _grad_flow_section(numbers)
     lines += [""] + _gradient_paths_section(numbers) + [""] + _divergence_section(numbers)
     lines += [""] + _loss_cliff_section(numbers) + [""] + _cures_section(numbers) + [""] + _spectrum_section(numbers)
+    lines += [""] + _eval_section(numbers)
     if numbers["figures"]:
         lines += ["", "## Figures", ""]
         for name, info in numbers["figures"].items():
