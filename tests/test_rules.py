@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 from conftest import cli_env
 from rnn_gradients import config_checks
 from rnn_gradients.clipping import GradientClipper
-from rnn_gradients.guards.checkpointing import checkpoint_step
+from rnn_gradients.checkpoint_files import checkpoint_step
 from rnn_gradients.guards.divergence_monitor import DivergenceMonitor
 from rnn_gradients.networks import network_for
 from rnn_gradients.observatory.cliff_recorder import LossCliffRecorder

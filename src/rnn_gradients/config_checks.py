@@ -215,7 +215,7 @@ def check_values(argv: Sequence[str], conf_dir: Path) -> str | None:
     except _LeftToHydra as left:
         return left.message
     for ckpt_path, path in sorted(checkpoints):
-        from rnn_gradients.guards.checkpointing import checkpoint_step  # loads torch: only with a ckpt_path
+        from rnn_gradients.checkpoint_files import checkpoint_step  # loads torch: only with a ckpt_path
 
         try:
             checkpoint_step(path, ckpt_path)

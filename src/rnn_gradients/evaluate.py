@@ -4,21 +4,24 @@ longer sequences, from any checkpoint (rnn_gradients.evaluation).
 Per run: eval.json (one record per length and checkpoint, with the command that produced it) and
 TensorBoard scalars under eval/ at the checkpoint's step, in an event file of their own beside the run's
 (its HParams entry and training curves are not touched). A sweep folder: every completed job, one process
-per core with one torch thread each (as a joblib sweep's jobs).
+per core (the cores training would use: the affinity mask, capped by SLURM_CPUS_PER_TASK), their torch
+threads divided among them as a joblib sweep's jobs.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import multiprocessing
-import os
 import shlex
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from rnn_gradients.cluster import cpu_allocation
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +73,6 @@ def evaluate_run(run_dir: Path, checkpoint: Path | None, lengths: list[int] | No
     path = Path(run_dir) / contract.EVAL_FILE
     kept = []
     if path.is_file():
-        import json
-
         same = {(r["checkpoint"], r["seq_len"], r["val_seed"], r["val_size"]) for r in records}
         kept = [r for r in json.loads(path.read_text()).get("records", [])
                 if (r.get("checkpoint"), r.get("seq_len"), r.get("val_seed"), r.get("val_size")) not in same]
@@ -112,9 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     runs = runs_under(args.path)
-    cores = len(os.sched_getaffinity(0))
+    cores, source = cpu_allocation()  # training's rule: the affinity mask, capped by SLURM_CPUS_PER_TASK
     workers = min(len(runs), args.jobs or cores)
-    jobs = [(run, args.ckpt, args.seq_len, args.val_seed, args.val_size, command, max(1, cores // workers) if workers > 1 else 0)
+    log.info("Evaluating %d run(s), %d at a time (%d cores: %s)", len(runs), max(workers, 1), cores, source)
+    jobs = [(run, args.ckpt, args.seq_len, args.val_seed, args.val_size, command, max(1, cores // max(workers, 1)))
             for run in runs]
     if workers > 1:
         # spawn, not fork: check() has run torch in this process, and a forked OpenMP runtime can hang

@@ -10,7 +10,6 @@ over the validation loader's batches), so at the trained length it is the run's 
 from __future__ import annotations
 
 import copy
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rnn_gradients import contract
-from rnn_gradients.guards.checkpointing import checkpoint_step
+from rnn_gradients.checkpoint_files import load_checkpoint
 from rnn_gradients.networks import RecurrentNetwork
 from rnn_gradients.observatory.probe import time_gradient_norms
 from rnn_gradients.rules import ConfigError, refuse
@@ -51,15 +50,9 @@ def load_run(run_dir: Path, checkpoint: Path | None = None) -> TrainedRun:
     if not path.is_file():
         raise ConfigError(f"--ckpt={str(path)!r} is not allowed: there is no file {path}"
                           + ("" if checkpoint is not None else " (the run saved no checkpoint; pass --ckpt <file>)"))
-    try:
-        step = checkpoint_step(path)
-    except ConfigError as error:
-        raise ConfigError(str(error).replace("ckpt_path=", "--ckpt=", 1)) from None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
-    weights = {k.removeprefix("network."): v for k, v in state.items() if k.startswith("network.")}
-    return TrainedRun(run_dir, cfg, path, step, weights)
+    checkpoint = load_checkpoint(path, key="--ckpt")
+    weights = {k.removeprefix("network."): v for k, v in checkpoint["state_dict"].items() if k.startswith("network.")}
+    return TrainedRun(run_dir, cfg, path, int(checkpoint["global_step"]), weights)
 
 
 def task_at(run: TrainedRun, seq_len: int, val_seed: int | None = None, val_size: int | None = None) -> Task:

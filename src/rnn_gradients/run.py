@@ -26,7 +26,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 from rnn_gradients import contract, tb_overview
 from rnn_gradients.callback_interfaces import HParamsMetrics, SummaryFields, implementing
-from rnn_gradients.guards.checkpointing import GracefulInterrupt, PeriodicCheckpoint, checkpoint_step
+from rnn_gradients.checkpoint_files import checkpoint_step
+from rnn_gradients.guards.checkpointing import GracefulInterrupt, PeriodicCheckpoint
 from rnn_gradients.cluster import in_slurm_job, restart_count
 from rnn_gradients.data import TaskDataModule
 from rnn_gradients.io_utils import write_json_atomic, write_text_atomic

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import warnings
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -15,30 +14,9 @@ import torch
 
 from rnn_gradients.cluster import submitit_preempt_signal
 from rnn_gradients.contract import LAST_CHECKPOINT
-from rnn_gradients.rules import ConfigError
 
 log = logging.getLogger(__name__)
 
-
-
-def checkpoint_step(path: Path, ckpt_path: str | None = None) -> int:
-    """The global step stored in the checkpoint a `ckpt_path` value names (`path`: the file it stands for,
-    as 'last' stands for <run dir>/checkpoints/last.ckpt; default: ckpt_path is the path), read with
-    weights_only=True: a file from a stranger cannot run code. A missing or unloadable file is a one-line
-    ConfigError: the command line's check before launch and the job's own are this function, so both say
-    the same."""
-    shown = str(path) if ckpt_path is None else ckpt_path
-    if not Path(path).is_file():
-        raise ConfigError(f"ckpt_path={shown!r} is not allowed: there is no file {path} "
-                          "(ckpt_path must be a .ckpt file, or 'last' with hydra.run.dir=<run dir>)")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return int(torch.load(path, map_location="cpu", weights_only=True)["global_step"])
-    except Exception as error:  # unpickling refused, truncated file, not a checkpoint at all
-        detail = (str(error).strip().splitlines() or [""])[0][:160]
-        raise ConfigError(f"ckpt_path={shown!r} is not allowed: {path} is not a loadable checkpoint "
-                          f"({type(error).__name__}: {detail})") from None
 
 
 def save_last_checkpoint(trainer: pl.Trainer, dirpath: Path) -> Path:
