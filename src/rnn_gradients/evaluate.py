@@ -108,11 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     command = shlex.join([sys.executable, "-m", "rnn_gradients.evaluate", *(sys.argv[1:] if argv is None else argv)])
-    error = check(args)
+    runs = runs_under(args.path) if args.path.is_dir() else []
+    error = check(args, runs)
     if error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    runs = runs_under(args.path)
     cores, source = cpu_allocation()  # training's rule: the affinity mask, capped by SLURM_CPUS_PER_TASK
     workers = min(len(runs), args.jobs or cores)
     log.info("Evaluating %d run(s), %d at a time (%d cores: %s)", len(runs), max(workers, 1), cores, source)
@@ -135,21 +135,21 @@ def _evaluate_job(job: tuple) -> list[dict[str, Any]]:
     return evaluate_run(*job)
 
 
-def check(args: argparse.Namespace) -> str | None:
-    """Everything refused before anything is written: one line each."""
+def check(args: argparse.Namespace, runs: list[Path]) -> str | None:
+    """Everything refused before anything is written (`runs`: runs_under the path): one line each."""
     from rnn_gradients import evaluation
     from rnn_gradients.rules import ConfigError
 
     if not args.path.is_dir():
         return f"path={str(args.path)!r} is not a folder"
-    runs = runs_under(args.path)
     if not runs:
         return f"path={str(args.path)!r} holds no run (no config_resolved.yaml, and no completed job folder holding one)"
     if args.ckpt is not None and len(runs) > 1:
         return f"--ckpt={str(args.ckpt)!r} is not allowed with a sweep folder: --ckpt names one run's checkpoint"
-    for name, value in (("--val-size", args.val_size), ("--jobs", args.jobs)):
-        if value is not None and value < (1 if name == "--val-size" else 0):
-            return f"{name}={value} is not allowed: {name} must be an integer >= {1 if name == '--val-size' else 0}"
+    if args.val_size is not None and args.val_size < 1:
+        return f"--val-size={args.val_size} is not allowed: --val-size must be an integer >= 1"
+    if args.jobs < 0:
+        return f"--jobs={args.jobs} is not allowed: --jobs must be an integer >= 0"
     try:
         for run_dir in runs:
             run = evaluation.load_run(run_dir, args.ckpt)
